@@ -1,0 +1,94 @@
+//! The catalog: accounts, tokens, images and import jobs. One trait, chosen once at start-up
+//! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
+
+mod records;
+mod sqlite;
+#[doc(hidden)]
+pub mod testing;
+
+pub use records::*;
+pub use sqlite::SqliteCatalog;
+
+use crate::auth::Scopes;
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A failure of the catalog itself (the database), never of the caller's input.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Config(String),
+    #[error("a record in the catalog is not valid: {0}")]
+    Corrupt(String),
+}
+
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// Short name for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    async fn account_ensure(&self, name: &str) -> CatalogResult<AccountId>;
+    async fn token_insert(
+        &self,
+        account: AccountId,
+        secret_hash: &str,
+        scopes: Scopes,
+    ) -> CatalogResult<()>;
+    async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>>;
+    async fn token_count(&self) -> CatalogResult<u64>;
+
+    /// Inserts an image (with its tags, and its import job when `job_url` is set) atomically.
+    async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord>;
+    async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
+    async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>>;
+    /// One page of the images `filter` selects, in id order, and the number of all of them.
+    async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)>;
+    async fn image_update(
+        &self,
+        id: i64,
+        changes: &ImageChanges,
+    ) -> CatalogResult<Option<ImageRecord>>;
+    /// Removes the image, its tags and its job. Returns the removed record.
+    async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
+
+    async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()>;
+}
+
+/// Opens the catalog a URL names: `sqlite://PATH` (the embedded default) or, once it is
+/// built, `postgres://…`. Runs the embedded migrations.
+pub async fn open(database_url: &str) -> CatalogResult<Arc<dyn Catalog>> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let catalog = SqliteCatalog::open(Path::new(path)).await?;
+        return Ok(Arc::new(catalog));
+    }
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Err(CatalogError::Config(
+            "the PostgreSQL catalog is not built yet; use the embedded default (sqlite://PATH)"
+                .into(),
+        ));
+    }
+    Err(CatalogError::Config(format!(
+        "unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+        redact_url(database_url)
+    )))
+}
+
+/// A database URL fit for a log line: any password is replaced.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => raw.split('@').next_back().unwrap_or_default().to_owned(),
+    }
+}

@@ -1,0 +1,344 @@
+//! The embedded catalog: one SQLite file in the data directory, in WAL mode.
+
+use super::*;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region};
+
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+const IMAGE_COLUMNS: &str = "id, owner_id, name, distribution, slug, public, listing, regions, \
+    created_at, kind, min_disk_size, size_gigabytes, description, tags, status, error_message, \
+    source_url, sha256, blob_key";
+
+impl SqliteCatalog {
+    pub async fn open(path: &Path) -> CatalogResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                CatalogError::Config(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable against process crashes; a power loss may lose the last
+            // commits but never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteCatalog { pool })
+    }
+
+    async fn tags_replace(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        image_id: i64,
+        tags: &[String],
+    ) -> CatalogResult<()> {
+        sqlx::query("DELETE FROM image_tags WHERE image_id = ?")
+            .bind(image_id)
+            .execute(&mut **tx)
+            .await?;
+        for tag in tags {
+            sqlx::query("INSERT OR IGNORE INTO image_tags (image_id, tag) VALUES (?, ?)")
+                .bind(image_id)
+                .bind(tag)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn parse<T: FromStr>(what: &str, s: &str) -> CatalogResult<T> {
+    s.parse()
+        .map_err(|_| CatalogError::Corrupt(format!("{what} {s:?}")))
+}
+
+fn join_regions(regions: &[Region]) -> String {
+    regions
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').filter(|p| !p.is_empty())
+}
+
+fn image_from_row(row: &SqliteRow) -> CatalogResult<ImageRecord> {
+    let regions = split_list(row.try_get("regions")?)
+        .map(|r| parse::<Region>("region", r))
+        .collect::<CatalogResult<_>>()?;
+    let listing: Option<String> = row.try_get("listing")?;
+    Ok(ImageRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get::<Option<i64>, _>("owner_id")?.map(AccountId),
+        name: row.try_get("name")?,
+        distribution: Distribution::from_name(row.try_get("distribution")?),
+        slug: row.try_get("slug")?,
+        public: row.try_get("public")?,
+        listing: listing
+            .map(|l| parse::<ListType>("listing", &l))
+            .transpose()?,
+        regions,
+        created_at: row.try_get("created_at")?,
+        kind: parse::<ImageType>("image type", row.try_get("kind")?)?,
+        min_disk_size: row
+            .try_get::<Option<i64>, _>("min_disk_size")?
+            .map(|v| v as u64),
+        size_gigabytes: row.try_get("size_gigabytes")?,
+        description: row.try_get("description")?,
+        tags: split_list(row.try_get("tags")?)
+            .map(str::to_owned)
+            .collect(),
+        status: parse::<ImageStatus>("status", row.try_get("status")?)?,
+        error_message: row.try_get("error_message")?,
+        source_url: row.try_get("source_url")?,
+        sha256: row.try_get("sha256")?,
+        blob_key: row.try_get("blob_key")?,
+    })
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter) {
+    q.push(" WHERE status NOT IN ('deleted', 'retired') AND (public = 1 OR owner_id = ")
+        .push_bind(f.viewer.0)
+        .push(")");
+    if f.private_only {
+        q.push(" AND owner_id = ").push_bind(f.viewer.0);
+    }
+    if let Some(listing) = f.listing {
+        q.push(" AND public = 1 AND listing = ")
+            .push_bind(listing.as_str());
+    }
+    if let Some(tag) = &f.tag {
+        q.push(" AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.tag = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn account_ensure(&self, name: &str) -> CatalogResult<AccountId> {
+        sqlx::query("INSERT OR IGNORE INTO accounts (name, created_at) VALUES (?, ?)")
+            .bind(name)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(AccountId(id))
+    }
+
+    async fn token_insert(
+        &self,
+        account: AccountId,
+        secret_hash: &str,
+        scopes: Scopes,
+    ) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO tokens (account_id, secret_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(account.0)
+        .bind(secret_hash)
+        .bind(scopes.to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT id, account_id, scopes FROM tokens WHERE secret_hash = ?")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TokenRecord {
+                token_id: r.try_get("id")?,
+                account: AccountId(r.try_get("account_id")?),
+                scopes: parse::<Scopes>("scopes", r.try_get("scopes")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn token_count(&self) -> CatalogResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO images (owner_id, name, distribution, slug, public, listing, regions, \
+             created_at, kind, min_disk_size, size_gigabytes, description, tags, status, \
+             error_message, source_url) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?) RETURNING id",
+        )
+        .bind(image.owner.map(|a| a.0))
+        .bind(&image.name)
+        .bind(image.distribution.as_str())
+        .bind(&image.slug)
+        .bind(image.public)
+        .bind(image.listing.map(|l| l.as_str()))
+        .bind(join_regions(&image.regions))
+        .bind(image.created_at)
+        .bind(image.kind.as_str())
+        .bind(image.min_disk_size.map(|v| v as i64))
+        .bind(image.size_gigabytes)
+        .bind(&image.description)
+        .bind(image.tags.join(","))
+        .bind(image.status.as_str())
+        .bind(&image.job_url)
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::tags_replace(&mut tx, id, &image.tags).await?;
+        if let Some(url) = &image.job_url {
+            sqlx::query("INSERT INTO import_jobs (image_id, url, created_at) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(url)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.image_get(id)
+            .await?
+            .ok_or_else(|| CatalogError::Corrupt(format!("image {id} vanished after insert")))
+    }
+
+    async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE slug = ?");
+        let row = sqlx::query(&sql)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM images");
+        push_filter(&mut count, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let mut page = QueryBuilder::<Sqlite>::new(format!("SELECT {IMAGE_COLUMNS} FROM images"));
+        push_filter(&mut page, filter);
+        page.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(filter.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(filter.offset).unwrap_or(i64::MAX));
+        let rows = page.build().fetch_all(&self.pool).await?;
+        let images = rows
+            .iter()
+            .map(image_from_row)
+            .collect::<CatalogResult<_>>()?;
+        Ok((images, total as u64))
+    }
+
+    async fn image_update(
+        &self,
+        id: i64,
+        changes: &ImageChanges,
+    ) -> CatalogResult<Option<ImageRecord>> {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE images SET id = id");
+        if let Some(name) = &changes.name {
+            q.push(", name = ").push_bind(name.clone());
+        }
+        if let Some(d) = changes.distribution {
+            q.push(", distribution = ").push_bind(d.as_str());
+        }
+        if let Some(desc) = &changes.description {
+            q.push(", description = ").push_bind(desc.clone());
+        }
+        if let Some(s) = changes.status {
+            q.push(", status = ").push_bind(s.as_str());
+        }
+        if let Some(r) = &changes.regions {
+            q.push(", regions = ").push_bind(join_regions(r));
+        }
+        if let Some(slug) = &changes.slug {
+            q.push(", slug = ").push_bind(slug.clone());
+        }
+        if let Some(listing) = &changes.listing {
+            q.push(", listing = ")
+                .push_bind(listing.map(|l| l.as_str()));
+        }
+        if let Some(v) = changes.min_disk_size {
+            q.push(", min_disk_size = ").push_bind(v.map(|v| v as i64));
+        }
+        if let Some(v) = changes.size_gigabytes {
+            q.push(", size_gigabytes = ").push_bind(v);
+        }
+        q.push(" WHERE id = ").push_bind(id);
+        let done = q.build().execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.image_get(id).await
+    }
+
+    async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
+        let sql = format!("DELETE FROM images WHERE id = ? RETURNING {IMAGE_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM catalog_meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO catalog_meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,238 @@
+//! The contract every catalog backend keeps. Each backend's tests call `test_suite` on a fresh,
+//! empty catalog; a failing assertion names the behaviour that broke.
+
+use super::*;
+use crate::auth::{Scope, Scopes};
+use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region};
+
+pub fn new_custom(owner: AccountId, name: &str, tags: &[&str]) -> NewImage {
+    NewImage {
+        owner: Some(owner),
+        name: name.into(),
+        distribution: Distribution::Ubuntu,
+        slug: None,
+        public: false,
+        listing: None,
+        regions: vec![],
+        created_at: 1_700_000_000,
+        kind: ImageType::Custom,
+        min_disk_size: None,
+        size_gigabytes: None,
+        description: String::new(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        status: ImageStatus::New,
+        job_url: Some(format!("http://images.example/{name}.qcow2")),
+    }
+}
+
+pub fn new_public(slug: &str, listing: ListType) -> NewImage {
+    NewImage {
+        owner: None,
+        slug: Some(slug.into()),
+        public: true,
+        listing: Some(listing),
+        regions: vec![Region::Nyc3, Region::Ams3],
+        kind: ImageType::Snapshot,
+        status: ImageStatus::Available,
+        job_url: None,
+        min_disk_size: Some(7),
+        size_gigabytes: Some(0.5),
+        ..new_custom(AccountId(0), slug, &[])
+    }
+}
+
+fn filter(viewer: AccountId) -> ImageFilter {
+    ImageFilter {
+        viewer,
+        private_only: false,
+        listing: None,
+        tag: None,
+        offset: 0,
+        limit: 100,
+    }
+}
+
+fn ids(images: &[ImageRecord]) -> Vec<i64> {
+    images.iter().map(|i| i.id).collect()
+}
+
+pub async fn test_suite(catalog: Arc<dyn Catalog>) {
+    accounts_and_tokens(&*catalog).await;
+    images_and_lists(&*catalog).await;
+    meta_values(&*catalog).await;
+}
+
+async fn accounts_and_tokens(c: &dyn Catalog) {
+    let a = c.account_ensure("alice").await.unwrap();
+    assert_eq!(
+        c.account_ensure("alice").await.unwrap(),
+        a,
+        "account_ensure is idempotent"
+    );
+    let b = c.account_ensure("bob").await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(c.token_count().await.unwrap(), 0);
+    let scopes: Scopes = "image:read".parse().unwrap();
+    c.token_insert(a, "hash-a", scopes).await.unwrap();
+    let t = c
+        .token_lookup("hash-a")
+        .await
+        .unwrap()
+        .expect("token found by its hash");
+    assert_eq!(t.account, a);
+    assert!(t.scopes.contains(Scope::ImageRead) && !t.scopes.contains(Scope::ImageCreate));
+    assert!(c.token_lookup("hash-x").await.unwrap().is_none());
+    assert_eq!(c.token_count().await.unwrap(), 1);
+}
+
+async fn images_and_lists(c: &dyn Catalog) {
+    let alice = c.account_ensure("alice").await.unwrap();
+    let bob = c.account_ensure("bob").await.unwrap();
+    let dist = c
+        .image_insert(new_public("debian-12-x64", ListType::Distribution))
+        .await
+        .unwrap();
+    let app = c
+        .image_insert(new_public("docker-20-04", ListType::Application))
+        .await
+        .unwrap();
+    let a1 = c
+        .image_insert(new_custom(alice, "a1", &["prod", "web"]))
+        .await
+        .unwrap();
+    let a2 = c
+        .image_insert(new_custom(alice, "a2", &["web"]))
+        .await
+        .unwrap();
+    let b1 = c
+        .image_insert(new_custom(bob, "b1", &["prod"]))
+        .await
+        .unwrap();
+
+    assert_eq!(a1.tags, vec!["prod", "web"]);
+    assert_eq!(a1.owner, Some(alice));
+    assert_eq!(
+        c.image_get(a1.id).await.unwrap().unwrap(),
+        a1,
+        "get returns what insert did"
+    );
+    let by_slug = c.image_get_by_slug("debian-12-x64").await.unwrap().unwrap();
+    assert_eq!(by_slug.id, dist.id);
+    assert_eq!(by_slug.regions, vec![Region::Nyc3, Region::Ams3]);
+    assert!(c.image_get(i64::MAX).await.unwrap().is_none());
+
+    let (all, total) = c.image_list(&filter(alice)).await.unwrap();
+    assert_eq!(
+        ids(&all),
+        vec![dist.id, app.id, a1.id, a2.id],
+        "own plus public, by id"
+    );
+    assert_eq!(total, 4);
+    let (own, _) = c
+        .image_list(&ImageFilter {
+            private_only: true,
+            ..filter(alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&own), vec![a1.id, a2.id]);
+    let (d, _) = c
+        .image_list(&ImageFilter {
+            listing: Some(ListType::Distribution),
+            ..filter(alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&d), vec![dist.id]);
+    let (tagged, n) = c
+        .image_list(&ImageFilter {
+            tag: Some("prod".into()),
+            ..filter(alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&tagged), n),
+        (vec![a1.id], 1),
+        "bob's prod image is not alice's"
+    );
+    let (page, total) = c
+        .image_list(&ImageFilter {
+            offset: 1,
+            limit: 2,
+            ..filter(alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&page), total),
+        (vec![app.id, a1.id], 4),
+        "total counts every page"
+    );
+    let (combined, _) = c
+        .image_list(&ImageFilter {
+            private_only: true,
+            tag: Some("web".into()),
+            ..filter(bob)
+        })
+        .await
+        .unwrap();
+    assert!(combined.is_empty(), "filters combine");
+
+    let changed = c
+        .image_update(
+            a2.id,
+            &ImageChanges {
+                name: Some("renamed".into()),
+                status: Some(ImageStatus::Deleted),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.name.as_str(), changed.status),
+        ("renamed", ImageStatus::Deleted)
+    );
+    let (after, total) = c
+        .image_list(&ImageFilter {
+            private_only: true,
+            ..filter(alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&after), total),
+        (vec![a1.id], 1),
+        "deleted images are not listed"
+    );
+    assert!(c
+        .image_update(i64::MAX, &ImageChanges::default())
+        .await
+        .unwrap()
+        .is_none());
+
+    let removed = c.image_delete(b1.id).await.unwrap().unwrap();
+    assert_eq!(removed.id, b1.id);
+    assert!(c.image_get(b1.id).await.unwrap().is_none());
+    assert!(
+        c.image_delete(b1.id).await.unwrap().is_none(),
+        "second delete finds nothing"
+    );
+    let (prod, _) = c
+        .image_list(&ImageFilter {
+            tag: Some("prod".into()),
+            ..filter(bob)
+        })
+        .await
+        .unwrap();
+    assert!(prod.is_empty(), "a deleted image's tags go with it");
+}
+
+async fn meta_values(c: &dyn Catalog) {
+    assert_eq!(c.meta_get("k").await.unwrap(), None);
+    c.meta_set("k", "1").await.unwrap();
+    c.meta_set("k", "2").await.unwrap();
+    assert_eq!(c.meta_get("k").await.unwrap().as_deref(), Some("2"));
+}
