@@ -1,1 +1,73 @@
-fn main() {}
+//! The `tidepool` binary: a thin shell over the server and client crates.
+
+mod operator;
+
+use clap::{Parser, Subcommand};
+use tidepool_server::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "tidepool",
+    version,
+    about = "A self-hosted image service that speaks DigitalOcean's Images API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (with no flags: SQLite catalog and blobs under ./tidepool-data).
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(operator::TokenCommand),
+    /// Manage the public images every account sees (operator only).
+    #[command(subcommand)]
+    Public(operator::PublicCommand),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEPOOL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            tidepool_server::server::run(args, shutdown_signal()).await
+        }
+        Command::Token(cmd) => operator::token(cmd).await,
+        Command::Public(cmd) => operator::public(cmd).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tidepool: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

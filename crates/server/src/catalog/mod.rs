@@ -48,6 +48,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord>;
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>>;
+    /// Every public image, retired ones included, by id.
+    async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>>;
     /// One page of the images `filter` selects, in id order, and the number of all of them.
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)>;
     async fn image_update(

@@ -266,6 +266,12 @@ impl Catalog for SqliteCatalog {
         Ok((images, total as u64))
     }
 
+    async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE public = 1 ORDER BY id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(image_from_row).collect()
+    }
+
     async fn image_update(
         &self,
         id: i64,

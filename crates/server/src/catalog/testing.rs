@@ -213,6 +213,24 @@ async fn images_and_lists(c: &dyn Catalog) {
         .unwrap()
         .is_none());
 
+    let retired = ImageChanges {
+        status: Some(ImageStatus::Retired),
+        ..Default::default()
+    };
+    c.image_update(app.id, &retired).await.unwrap();
+    let (listed, _) = c.image_list(&filter(bob)).await.unwrap();
+    assert_eq!(
+        ids(&listed),
+        vec![dist.id, b1.id],
+        "retired images are not listed"
+    );
+    let public = c.image_list_public().await.unwrap();
+    assert_eq!(
+        ids(&public),
+        vec![dist.id, app.id],
+        "the operator sees retired public images"
+    );
+
     let removed = c.image_delete(b1.id).await.unwrap().unwrap();
     assert_eq!(removed.id, b1.id);
     assert!(c.image_get(b1.id).await.unwrap().is_none());

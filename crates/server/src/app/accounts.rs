@@ -1,0 +1,107 @@
+//! Who is calling: token secrets to accounts and scopes, with a short-lived cache so that a
+//! busy client does not cost a catalog query per request.
+
+use super::{App, AppResult, Error};
+use crate::auth::{self, Scope, Scopes};
+use crate::catalog::{AccountId, TokenRecord};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub account: AccountId,
+    pub token_id: i64,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> AppResult<()> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "You do not have access for the attempted action: this token lacks the {} scope.",
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+/// How long a token lookup is trusted before the catalog is asked again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Bounds the cache against a flood of distinct (invalid) tokens.
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Default)]
+pub(super) struct TokenCache {
+    entries: Mutex<HashMap<String, (Option<TokenRecord>, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Option<TokenRecord>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(record, _)| record.clone())
+    }
+
+    fn put(&self, hash: String, record: Option<TokenRecord>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (record, Instant::now()));
+    }
+}
+
+impl App {
+    /// The caller a bearer token stands for.
+    pub async fn authenticate(&self, secret: &str) -> AppResult<Caller> {
+        let hash = auth::token_hash(secret);
+        let record = match self.inner.tokens.get(&hash) {
+            Some(record) => record,
+            None => {
+                let record = self.inner.catalog.token_lookup(&hash).await?;
+                self.inner.tokens.put(hash, record.clone());
+                record
+            }
+        };
+        let record = record.ok_or(Error::Unauthenticated)?;
+        Ok(Caller {
+            account: record.account,
+            token_id: record.token_id,
+            scopes: record.scopes,
+        })
+    }
+
+    /// Creates a token for `account` (creating the account too) and returns its secret, which
+    /// is not stored anywhere.
+    pub async fn token_create(&self, account: &str, scopes: Scopes) -> AppResult<String> {
+        let account = account.trim();
+        if account.is_empty() {
+            return Err(Error::Invalid("account: must not be empty".into()));
+        }
+        let id = self.inner.catalog.account_ensure(account).await?;
+        let secret = auth::generate_token();
+        self.inner
+            .catalog
+            .token_insert(id, &auth::token_hash(&secret), scopes)
+            .await?;
+        Ok(secret)
+    }
+
+    /// On the very first start, with no token at all, creates account `default` with a
+    /// full-scope token and returns its secret so that start-up can show it once.
+    pub async fn bootstrap_token(&self) -> AppResult<Option<String>> {
+        if self.inner.catalog.token_count().await? > 0 {
+            return Ok(None);
+        }
+        self.token_create("default", Scopes::all()).await.map(Some)
+    }
+}

@@ -1,0 +1,78 @@
+//! What every request passes through: a request id, authentication and the rate limit, and the
+//! headers DigitalOcean puts on every answer.
+
+use super::error::REQUEST_ID;
+use super::HttpState;
+use crate::app::{unix_now, Error};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The secret of `Authorization: Bearer …` (the scheme is case-insensitive, as in RFC 7235).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, secret) = value.split_once(' ')?;
+    let secret = secret.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
+}
+
+pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let id_header = HeaderValue::from_str(&request_id).ok();
+    REQUEST_ID
+        .scope(request_id, async move {
+            let caller = match bearer(request.headers()) {
+                Some(secret) => state.app.authenticate(secret).await,
+                None => Err(Error::Unauthenticated),
+            };
+            // Requests without a valid token are limited per client address, which also
+            // slows down anyone guessing tokens.
+            let key = match &caller {
+                Ok(c) => format!("token:{}", c.token_id),
+                Err(_) => {
+                    let peer = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0.ip());
+                    format!(
+                        "anonymous:{}",
+                        peer.map(|ip| ip.to_string()).unwrap_or_default()
+                    )
+                }
+            };
+            let verdict = state.limiter.check(&key, unix_now());
+            let mut response = if !verdict.allowed {
+                Error::RateLimited {
+                    retry_after_secs: verdict.retry_after,
+                }
+                .into_response()
+            } else {
+                match caller {
+                    Ok(caller) => {
+                        request.extensions_mut().insert(caller);
+                        next.run(request).await
+                    }
+                    Err(err) => err.into_response(),
+                }
+            };
+            let headers = response.headers_mut();
+            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(verdict.limit));
+            headers.insert(
+                RATELIMIT_REMAINING.clone(),
+                HeaderValue::from(verdict.remaining),
+            );
+            headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
+            if let Some(id) = id_header {
+                headers.insert(REQUEST_ID_HEADER.clone(), id);
+            }
+            response
+        })
+        .await
+}

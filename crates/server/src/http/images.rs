@@ -1,0 +1,169 @@
+//! The handlers of `/v2/images`: parse, call the application, convert. Nothing else.
+
+use super::params;
+use super::HttpState;
+use crate::app::{Caller, Error, ListParams};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use tidepool_api::{ImageCreate, ImageEnvelope, ImageList, ImageUpdate, Links, Meta, Pages};
+
+type HandlerResult = Result<Response, Error>;
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
+    path.map(|Path(id)| id)
+        .map_err(|e| Error::BadRequest(format!("image_id: {}", e.body_text())))
+}
+
+fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
+    bytes.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::PayloadTooLarge(format!(
+                "the request body is larger than {} bytes",
+                super::MAX_BODY_BYTES
+            ))
+        }
+        other => Error::BadRequest(format!(
+            "could not read the request body: {}",
+            other.body_text()
+        )),
+    })
+}
+
+pub async fn image_list(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> HandlerResult {
+    let params = params::list_params(query.as_deref())?;
+    let page = state.app.image_list(&caller, &params).await?;
+    let pages = page_links(&state.base_url(&headers), &params, page.total);
+    let body = ImageList {
+        images: page.images,
+        links: Links { pages },
+        meta: Meta { total: page.total },
+    };
+    Ok(Json(body).into_response())
+}
+
+pub async fn image_view(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> HandlerResult {
+    let image = state
+        .app
+        .image_view(&caller, &params::image_ref(&path_id(path)?))
+        .await?;
+    Ok(Json(ImageEnvelope { image }).into_response())
+}
+
+pub async fn image_create(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> HandlerResult {
+    let create: ImageCreate = params::json_body(&body(bytes)?)?;
+    let image = state.app.image_create(&caller, create).await?;
+    Ok((StatusCode::ACCEPTED, Json(ImageEnvelope { image })).into_response())
+}
+
+pub async fn image_update(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> HandlerResult {
+    let id = params::image_id(&path_id(path)?)?;
+    let update: ImageUpdate = params::json_body(&body(bytes)?)?;
+    let image = state.app.image_update(&caller, id, update).await?;
+    Ok(Json(ImageEnvelope { image }).into_response())
+}
+
+pub async fn image_delete(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> HandlerResult {
+    let id = params::image_id(&path_id(path)?)?;
+    state.app.image_delete(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Only the links that make sense: `first`/`prev` after page 1, `next`/`last` before the last.
+fn page_links(base: &str, params: &ListParams, total: u64) -> Pages {
+    let per_page = u64::from(params.per_page);
+    let last = total.div_ceil(per_page).max(1);
+    let page = u64::from(params.page);
+    let link = |n: u64| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(listing) = params.listing {
+            q.append_pair("type", listing.as_str());
+        }
+        if params.private_only {
+            q.append_pair("private", "true");
+        }
+        if let Some(tag) = &params.tag {
+            q.append_pair("tag_name", tag);
+        }
+        q.append_pair("page", &n.to_string());
+        q.append_pair("per_page", &per_page.to_string());
+        format!("{base}/v2/images?{}", q.finish())
+    };
+    let mut pages = Pages::default();
+    if page > 1 {
+        pages.first = Some(link(1));
+        pages.prev = Some(link((page - 1).min(last)));
+    }
+    if page < last {
+        pages.next = Some(link(page + 1));
+        pages.last = Some(link(last));
+    }
+    pages
+}
+
+pub async fn not_found() -> Error {
+    Error::NotFound
+}
+
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(page: u32, per_page: u32) -> ListParams {
+        ListParams {
+            listing: None,
+            private_only: true,
+            tag: Some("a b".into()),
+            page,
+            per_page,
+        }
+    }
+
+    #[test]
+    fn links_follow_digitalocean_rules() {
+        let one = page_links("http://h", &params(1, 20), 20);
+        assert_eq!(one, Pages::default(), "one page holds all: no links");
+        let first = page_links("http://h", &params(1, 2), 5);
+        assert!(first.first.is_none() && first.prev.is_none());
+        assert_eq!(
+            first.next.as_deref(),
+            Some("http://h/v2/images?private=true&tag_name=a+b&page=2&per_page=2")
+        );
+        assert_eq!(
+            first.last.as_deref(),
+            Some("http://h/v2/images?private=true&tag_name=a+b&page=3&per_page=2")
+        );
+        let last = page_links("http://h", &params(3, 2), 5);
+        assert!(last.next.is_none() && last.last.is_none());
+        assert!(last.prev.unwrap().contains("page=2&"));
+    }
+}

@@ -1,0 +1,183 @@
+//! Turning what a client sent (query, path, body) into typed values, with errors that name
+//! the field. Nothing here panics or answers 500 on any input.
+
+use crate::app::{Error, ImageRef, ListParams};
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+use tidepool_api::{ListType, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+
+/// Go's `strconv.ParseBool`, which DigitalOcean's API uses for boolean query parameters.
+fn parse_bool(field: &str, value: &str) -> Result<bool, Error> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(Error::BadRequest(format!(
+            "{field}: {value:?} is not a boolean; use true or false"
+        ))),
+    }
+}
+
+fn parse_bounded(field: &str, value: &str, max: u32) -> Result<u32, Error> {
+    let out_of_range = || {
+        Error::BadRequest(format!(
+            "{field}: must be an integer from 1 to {max}, got {value:?}"
+        ))
+    };
+    let n: u64 = value.trim().parse().map_err(|_| out_of_range())?;
+    if n == 0 || n > u64::from(max) {
+        return Err(out_of_range());
+    }
+    Ok(n as u32)
+}
+
+/// The list's query. Unknown parameters are ignored and empty values count as absent, as
+/// DigitalOcean's API does.
+pub fn list_params(query: Option<&str>) -> Result<ListParams, Error> {
+    let mut params = ListParams {
+        listing: None,
+        private_only: false,
+        tag: None,
+        page: 1,
+        per_page: DEFAULT_PER_PAGE,
+    };
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_ref() {
+            "type" => {
+                params.listing = Some(
+                    value
+                        .parse::<ListType>()
+                        .map_err(|e| Error::BadRequest(format!("type: {e}")))?,
+                )
+            }
+            "private" => params.private_only = parse_bool("private", &value)?,
+            "tag_name" => params.tag = Some(value.into_owned()),
+            // Pages past the last are empty, but a page number so large that its offset
+            // overflows is a mistake worth naming.
+            "page" => params.page = parse_bounded("page", &value, u32::MAX / MAX_PER_PAGE)?,
+            "per_page" => params.per_page = parse_bounded("per_page", &value, MAX_PER_PAGE)?,
+            _ => {}
+        }
+    }
+    Ok(params)
+}
+
+/// GET takes an id or the slug of a public image.
+pub fn image_ref(raw: &str) -> ImageRef {
+    match numeric_id(raw) {
+        Some(id) => ImageRef::Id(id),
+        None => ImageRef::Slug(raw.to_owned()),
+    }
+}
+
+/// PUT and DELETE take an integer id only.
+pub fn image_id(raw: &str) -> Result<i64, Error> {
+    numeric_id(raw).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "image_id: {raw:?} is not an integer; images are updated and deleted by id"
+        ))
+    })
+}
+
+/// A decimal id. Digits too many for an i64 name no image that can exist: -1 stands for it.
+fn numeric_id(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(raw.parse().unwrap_or(-1))
+}
+
+/// A JSON body. Syntax errors are 400; a well-formed body with a wrong, missing or unknown
+/// value is 422, with the path of the field in the message.
+pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest(
+            "the request body is empty; send a JSON object".into(),
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = if path.is_empty() || path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        };
+        match inner.classify() {
+            serde_json::error::Category::Data => Error::Invalid(message),
+            _ => Error::BadRequest(format!("error parsing request body: {message}")),
+        }
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_defaults_and_bounds() {
+        let p = list_params(None).unwrap();
+        assert_eq!((p.page, p.per_page, p.private_only), (1, 20, false));
+        let p = list_params(Some(
+            "type=application&private=true&tag_name=web&page=3&per_page=200&x=1",
+        ))
+        .unwrap();
+        assert_eq!(p.listing, Some(ListType::Application));
+        assert!(p.private_only);
+        assert_eq!(
+            (p.tag.as_deref(), p.page, p.per_page),
+            (Some("web"), 3, 200)
+        );
+        for (q, field) in [
+            ("per_page=0", "per_page"),
+            ("per_page=201", "per_page"),
+            ("page=0", "page"),
+            ("page=x", "page"),
+            ("type=foo", "type"),
+            ("private=maybe", "private"),
+        ] {
+            let err = list_params(Some(q)).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{q}: {err}");
+        }
+        assert_eq!(list_params(Some("page=&type=")).unwrap().page, 1);
+    }
+
+    #[test]
+    fn ids_and_slugs() {
+        assert_eq!(image_ref("42"), ImageRef::Id(42));
+        assert_eq!(
+            image_ref("ubuntu-24-04-x64"),
+            ImageRef::Slug("ubuntu-24-04-x64".into())
+        );
+        assert_eq!(image_ref("99999999999999999999999"), ImageRef::Id(-1));
+        assert!(image_id("abc").is_err());
+        assert!(image_id("1.5").is_err());
+        assert_eq!(image_id("7").unwrap(), 7);
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = json_body::<tidepool_api::ImageCreate>(&Bytes::from_static(
+            br#"{"name":"a","url":"http://x/","region":"mars1"}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid(m) if m.starts_with("region:") && m.contains("mars1")),
+            "{err:?}"
+        );
+        let err = json_body::<tidepool_api::ImageCreate>(&Bytes::from_static(br#"{"name":5}"#))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid(m) if m.starts_with("name:")),
+            "{err:?}"
+        );
+        let err =
+            json_body::<tidepool_api::ImageCreate>(&Bytes::from_static(b"{not json")).unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)));
+    }
+}
