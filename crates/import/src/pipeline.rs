@@ -1,0 +1,293 @@
+//! The import pipeline:
+//!
+//! ```text
+//! socket ─(async)─▶ [raw chunks] ─▶ decompress → size limit → inspect ─▶ [chunks] ─(async)─▶ blob upload
+//!                                        (blocking thread)          └──▶ [chunks] ─▶ SHA-256 (blocking thread)
+//! ```
+//!
+//! Every arrow is a bounded channel of at most a few chunks of ≤ 1 MiB, so memory does not grow
+//! with the image; decompression and hashing run on two threads so both cores are busy. The upload
+//! is committed only after every stage, including the inspector's verdict on the whole image,
+//! succeeded; on any failure it is aborted, so nothing is left under the key.
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+
+use crate::formats::{Inspection, Inspector};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::decompress::{self, ChannelReader, Compression, DecompressError};
+use crate::fetch::{redact, Download, FetchError, Fetcher};
+use crate::{
+    size, BlobError, BlobWriter, Blobs, ImportError, ImportLimits, ImportOutcome, Progress,
+};
+
+/// Decompressed chunk size: large enough that per-chunk costs vanish, small enough to bound memory.
+const CHUNK: usize = 1 << 20;
+/// Chunks buffered on each channel.
+const RAW_CHUNKS: usize = 8;
+const OUT_CHUNKS: usize = 4;
+
+/// Why the decompress-and-inspect stage stopped.
+#[derive(Debug, thiserror::Error)]
+enum CpuError {
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
+    #[error("decompressed size exceeds {}", size::in_words(*.0))]
+    TooLarge(u64),
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error while inspecting the image")]
+    Panicked,
+    /// The uploader stopped taking chunks; its own error says why.
+    #[error("the upload stopped")]
+    OutputGone,
+}
+
+struct CpuOutput {
+    compression: Compression,
+    inspection: Inspection,
+    bytes: u64,
+}
+
+/// Downloads `url`, decompresses and inspects it, and stores it under `blob_key`.
+///
+/// On success the blob is committed; on any error (including cancellation, reported as
+/// [`ImportError::Retry`]) the upload is aborted and nothing remains under `blob_key`.
+pub async fn import_image(
+    url: &str,
+    blob_key: &str,
+    blobs: &Blobs,
+    limits: &ImportLimits,
+    progress: &Progress,
+    cancel: CancellationToken,
+) -> Result<ImportOutcome, ImportError> {
+    let shown_url = url::Url::parse(url).map(|u| redact(&u)).unwrap_or_default();
+    tracing::info!(url = %shown_url, key = %blob_key, "importing an image");
+    let result = run(url, blob_key, blobs, limits, progress, &cancel).await;
+    match &result {
+        Ok(o) => tracing::info!(
+            url = %shown_url, key = %blob_key, format = %o.format, virtual_size = o.virtual_size,
+            stored_bytes = o.stored_bytes, compression = %o.compression, "image imported"
+        ),
+        Err(e) => {
+            tracing::warn!(url = %shown_url, key = %blob_key, error = %e, "image import failed")
+        }
+    }
+    result
+}
+
+async fn run(
+    url: &str,
+    blob_key: &str,
+    blobs: &Blobs,
+    limits: &ImportLimits,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<ImportOutcome, ImportError> {
+    let fetcher = Fetcher::new(limits.fetch_options()).map_err(fetch_error)?;
+    let mut download = fetcher.open(url, cancel).await.map_err(fetch_error)?;
+    progress
+        .bytes_total
+        .store(download.content_length().unwrap_or(0), Ordering::Relaxed);
+    let mut writer = blobs
+        .writer(blob_key, limits.max_bytes)
+        .await
+        .map_err(store_error)?;
+
+    let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(RAW_CHUNKS);
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUT_CHUNKS);
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(OUT_CHUNKS);
+
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut sha = Sha256::new();
+        for chunk in hash_rx {
+            sha.update(&chunk);
+        }
+        hex(&sha.finalize())
+    });
+    let max_bytes = limits.max_bytes;
+    let cpu = tokio::task::spawn_blocking(move || {
+        decompress_and_inspect(raw_rx, out_tx, hash_tx, max_bytes)
+    });
+
+    let (downloaded, uploaded) = tokio::join!(
+        pump_download(&mut download, raw_tx, progress, cancel),
+        pump_upload(&mut writer, out_rx, cancel),
+    );
+    // Both ends are closed now, so the threads finish promptly.
+    // A panic there means a bug met this image: retrying would only meet it again.
+    let processed = cpu.await.unwrap_or(Err(CpuError::Panicked));
+    let sha256 = hasher.await;
+    drop(download);
+
+    let failure = if cancel.is_cancelled() {
+        Some(ImportError::Retry(FetchError::Cancelled.to_string()))
+    } else if let Err(e) = downloaded {
+        // First: a broken download also shows up downstream, as a truncated stream.
+        Some(fetch_error(e))
+    } else if let Err(e) = &processed {
+        match e {
+            CpuError::OutputGone => None,
+            _ => Some(ImportError::Abort(e.to_string())),
+        }
+    } else {
+        None
+    };
+    let failure = failure
+        .or_else(|| uploaded.err().map(store_error))
+        .or_else(|| {
+            let internal = |what: &str| ImportError::Retry(format!("internal error: {what}"));
+            match (&processed, &sha256) {
+                (Err(e), _) => Some(internal(&e.to_string())),
+                (_, Err(_)) => Some(internal("the hash thread failed")),
+                _ => None,
+            }
+        });
+    if let Some(err) = failure {
+        if let Err(e) = writer.abort().await {
+            tracing::warn!(key = %blob_key, error = %e, "could not abort the upload");
+        }
+        return Err(err);
+    }
+    let (Ok(out), Ok(sha256)) = (processed, sha256) else {
+        unreachable!("failures were handled above");
+    };
+    let stored_bytes = writer.commit().await.map_err(store_error)?;
+    debug_assert_eq!(stored_bytes, out.bytes);
+    Ok(ImportOutcome {
+        format: out.inspection.format,
+        virtual_size: out.inspection.virtual_size,
+        stored_bytes,
+        sha256,
+        compression: out.compression,
+        blob_key: blob_key.to_owned(),
+    })
+}
+
+/// Moves the body into the raw channel until it ends, fails, is cancelled, or the consumer stops
+/// (in which case the consumer's error is the one to report).
+async fn pump_download(
+    download: &mut Download,
+    raw_tx: mpsc::Sender<Bytes>,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<(), FetchError> {
+    let pump = async {
+        while let Some(chunk) = download.next_chunk().await? {
+            progress
+                .bytes_read
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if raw_tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
+    tokio::select! {
+        r = pump => r,
+        () = cancel.cancelled() => Err(FetchError::Cancelled),
+        // Without this a refusal would wait for the next chunk, or the stall timeout, to be seen.
+        () = raw_tx.closed() => Ok(()),
+    }
+}
+
+async fn pump_upload(
+    writer: &mut BlobWriter,
+    mut out_rx: mpsc::Receiver<Bytes>,
+    cancel: &CancellationToken,
+) -> Result<(), BlobError> {
+    let pump = async {
+        while let Some(chunk) = out_rx.recv().await {
+            writer.write(chunk).await?;
+        }
+        Ok(())
+    };
+    tokio::select! {
+        r = pump => r,
+        // The caller sees the cancellation itself and aborts the upload.
+        () = cancel.cancelled() => Ok(()),
+    }
+}
+
+/// The blocking stage: decompress, enforce the size limit, inspect, and fan out to the hasher and
+/// the uploader.
+fn decompress_and_inspect(
+    raw_rx: mpsc::Receiver<Bytes>,
+    out_tx: mpsc::Sender<Bytes>,
+    hash_tx: std::sync::mpsc::SyncSender<Bytes>,
+    max_bytes: u64,
+) -> Result<CpuOutput, CpuError> {
+    let (compression, mut reader) = decompress::decoder(ChannelReader::new(raw_rx))
+        .map_err(|e| DecompressError::from_io(Compression::None, e))?;
+    let mut inspector = Inspector::new(max_bytes);
+    let mut total: u64 = 0;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = read_full(&mut reader, &mut buf)
+            .map_err(|e| DecompressError::from_io(compression, e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max_bytes {
+            return Err(CpuError::TooLarge(max_bytes));
+        }
+        buf.truncate(n);
+        inspector
+            .push(&buf)
+            .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
+        let chunk = Bytes::from(buf);
+        hash_tx
+            .send(chunk.clone())
+            .map_err(|_| CpuError::OutputGone)?;
+        out_tx
+            .blocking_send(chunk)
+            .map_err(|_| CpuError::OutputGone)?;
+    }
+    let inspection = inspector
+        .finish()
+        .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
+    Ok(CpuOutput {
+        compression,
+        inspection,
+        bytes: total,
+    })
+}
+
+/// Fills `buf` unless the input ends first; returns how much was read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn fetch_error(e: FetchError) -> ImportError {
+    if e.is_permanent() {
+        ImportError::Abort(e.to_string())
+    } else {
+        ImportError::Retry(e.to_string())
+    }
+}
+
+fn store_error(e: BlobError) -> ImportError {
+    ImportError::Retry(format!("could not store the image: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

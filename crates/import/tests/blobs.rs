@@ -1,0 +1,85 @@
+//! The blob-store contract on a local directory, plus what only the local store does.
+
+use std::time::Duration;
+
+use tidepool_import::{testing::test_suite, Blobs};
+
+#[tokio::test]
+async fn contract_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::from_url(&format!("file://{}", dir.path().display())).unwrap();
+    test_suite(&blobs).await;
+    // The rename-into-place left no staging files behind, and deletes removed the empty dirs.
+    let leftovers: Vec<_> = walk(dir.path());
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn plain_paths_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("not/yet/there");
+    let blobs = Blobs::from_url(root.to_str().unwrap()).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(blobs.head("images/1/x").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn staging_files_are_hidden_until_commit_and_swept_when_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::local(dir.path()).unwrap();
+    let mut w = blobs.writer("images/5/a", 1 << 20).await.unwrap();
+    w.write(bytes::Bytes::from(vec![1u8; 9 << 20]))
+        .await
+        .unwrap();
+    // The first full part is on disk, under a staging name only.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let files = walk(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with("images/5/a#1"), "{files:?}");
+    assert_eq!(blobs.head("images/5/a").await.unwrap(), None);
+
+    // A crash would leave it there; the sweep removes it once it is old enough.
+    std::mem::forget(w);
+    assert_eq!(
+        blobs
+            .sweep_staging(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        blobs
+            .sweep_staging(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(walk(dir.path()).is_empty());
+}
+
+#[test]
+fn other_schemes_are_refused_with_the_accepted_forms() {
+    let err = Blobs::from_url("http://example.com/blobs")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("s3://bucket") && err.contains("file:///"),
+        "{err}"
+    );
+}
+
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
