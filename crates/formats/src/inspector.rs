@@ -1,0 +1,324 @@
+//! The streaming inspector and the decision procedure it shares with
+//! [`crate::inspect`].
+//!
+//! The decision runs in a fixed order so that one-shot and chunked inspection
+//! always agree, including on which refusal is reported:
+//! 1. the format declared at the start of the file: foreign ones are refused by
+//!    name, supported ones have their header parsed and checked;
+//! 2. every signature in the prefix: more than one means a polyglot;
+//! 3. (once the stream ends) raw size limit, trailers in the last sector,
+//!    structures that lie past the end of the file, the vmdk footer.
+//!
+//! The inspector runs step 1 early on a growing prefix and only acts on a
+//! refusal: a refusal there depends only on bytes already seen, so the full
+//! run would reach the same refusal first.
+
+use crate::foreign::{self, Kind};
+use crate::{qcow2, vdi, vhdx, vmdk, DiskFormat, Inspection, Parsed, Problem, Refusal};
+
+#[derive(Debug, Clone)]
+enum Candidate {
+    Raw(&'static str),
+    Image(Parsed),
+}
+
+fn parse_primary(prefix: &[u8], limit: u64) -> Result<Candidate, (Option<DiskFormat>, Problem)> {
+    let Some(probe) = foreign::primary(prefix) else {
+        return Ok(Candidate::Raw(raw_detail(prefix)));
+    };
+    let format = match probe.kind {
+        Kind::Refused(msg) => return Err((None, Problem::Refuse(Refusal::new(msg)))),
+        Kind::Supported(f) => f,
+    };
+    let parsed = match format {
+        DiskFormat::Qcow2 => qcow2::parse(prefix, limit),
+        DiskFormat::Vmdk => vmdk::parse(prefix, limit),
+        DiskFormat::Vhdx => vhdx::parse(prefix, limit),
+        DiskFormat::Vdi => vdi::parse(prefix, limit),
+        DiskFormat::Raw => return Ok(Candidate::Raw(raw_detail(prefix))),
+    };
+    parsed.map(Candidate::Image).map_err(|p| (Some(format), p))
+}
+
+fn raw_detail(prefix: &[u8]) -> &'static str {
+    if crate::bytes::has_at(prefix, 512, b"EFI PART") {
+        "raw (GPT)"
+    } else if crate::bytes::has_at(prefix, 510, &[0x55, 0xaa]) {
+        "raw (MBR)"
+    } else {
+        "raw"
+    }
+}
+
+/// Step 1 on a partial prefix: a refusal, or nothing yet.
+fn early(prefix: &[u8], limit: u64) -> Option<Refusal> {
+    match parse_primary(prefix, limit) {
+        Err((_, Problem::Refuse(r))) => Some(r),
+        _ => None,
+    }
+}
+
+/// Steps 1 and 2, on a full prefix or on a whole file shorter than that.
+fn decide(prefix: &[u8], limit: u64) -> Result<Candidate, Refusal> {
+    let candidate = match parse_primary(prefix, limit) {
+        Ok(c) => c,
+        Err((_, Problem::Refuse(r))) => return Err(r),
+        Err((format, Problem::Need(end))) => {
+            let name = format.map_or("image", DiskFormat::as_str);
+            return Err(if prefix.len() < Inspector::PREFIX_LEN {
+                Refusal::new(format!(
+                    "{name} image is truncated: its header needs at least {end} bytes but the file has only {}; upload the complete file",
+                    prefix.len()
+                ))
+            } else {
+                Refusal::new(format!(
+                    "{name} image keeps header data beyond the first {} (at byte {end}), which tidepool does not inspect; convert it with qemu-img convert -O qcow2 and upload that",
+                    crate::human_size(Inspector::PREFIX_LEN as u64)
+                ))
+            });
+        }
+    };
+    let names = foreign::all_names(prefix);
+    if names.len() > 1 {
+        return Err(Refusal::new(foreign::polyglot_message(&names)));
+    }
+    if let Candidate::Raw(_) = candidate {
+        // A lone signature past offset 0 in an otherwise raw file (an ISO).
+        if let Some(probe) = foreign::PROBES.iter().find(|p| names.contains(&p.name)) {
+            if let Kind::Refused(msg) = probe.kind {
+                return Err(Refusal::new(msg));
+            }
+        }
+    }
+    Ok(candidate)
+}
+
+fn raw_over_limit(total: u64, limit: u64) -> Option<Refusal> {
+    (total > limit).then(|| Refusal::too_large(total, limit))
+}
+
+/// Step 3: `tail` is the last `min(total, TAIL_LEN)` bytes.
+fn conclude(
+    candidate: Candidate,
+    tail: &[u8],
+    total: u64,
+    limit: u64,
+) -> Result<Inspection, Refusal> {
+    if let Candidate::Raw(_) = candidate {
+        if let Some(r) = raw_over_limit(total, limit) {
+            return Err(r);
+        }
+    }
+    let last512 = tail
+        .len()
+        .checked_sub(512)
+        .and_then(|start| tail.get(start..))
+        .unwrap_or(&[]);
+    if let Some((name, msg)) = foreign::trailer(last512) {
+        return Err(match &candidate {
+            Candidate::Raw(_) => Refusal::new(msg),
+            Candidate::Image(p) => {
+                Refusal::new(foreign::polyglot_message(&[p.format.as_str(), name]))
+            }
+        });
+    }
+    match candidate {
+        Candidate::Raw(detail) => Ok(Inspection {
+            format: DiskFormat::Raw,
+            virtual_size: total,
+            detail: detail.to_owned(),
+        }),
+        Candidate::Image(p) => {
+            if p.min_len > total {
+                return Err(Refusal::new(format!(
+                    "{} image is truncated: its header refers to data up to byte {} but the file has only {total} bytes; upload the complete file",
+                    p.format, p.min_len
+                )));
+            }
+            if let Some(capacity) = p.vmdk_footer_capacity {
+                vmdk::check_footer(tail, total, capacity)?;
+            }
+            Ok(Inspection {
+                format: p.format,
+                virtual_size: p.virtual_size,
+                detail: p.detail,
+            })
+        }
+    }
+}
+
+fn empty() -> Refusal {
+    Refusal::new("image is empty; upload a disk image")
+}
+
+pub(crate) fn inspect_whole(bytes: &[u8], limit: u64) -> Result<Inspection, Refusal> {
+    if bytes.is_empty() {
+        return Err(empty());
+    }
+    let prefix = bytes.get(..Inspector::PREFIX_LEN).unwrap_or(bytes);
+    let tail_start = bytes.len().saturating_sub(Inspector::TAIL_LEN);
+    let tail = bytes.get(tail_start..).unwrap_or(bytes);
+    let candidate = decide(prefix, limit)?;
+    conclude(candidate, tail, bytes.len() as u64, limit)
+}
+
+#[derive(Debug)]
+enum State {
+    Undecided,
+    Decided(Candidate),
+    Refused(Refusal),
+}
+
+/// Streaming inspector: the importer pushes every decompressed chunk through
+/// it as the bytes pass by, and never needs to seek back.
+///
+/// Memory is bounded by [`Self::PREFIX_LEN`] + [`Self::TAIL_LEN`] whatever is
+/// pushed. Once [`push`](Self::push) has returned a refusal, every later call
+/// returns the same refusal.
+pub struct Inspector {
+    limit: u64,
+    prefix: Vec<u8>,
+    /// Ring buffer holding the last bytes; `tail_pos` is where the next byte goes.
+    tail: Vec<u8>,
+    tail_pos: usize,
+    total: u64,
+    state: State,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("limit", &self.limit)
+            .field("prefix_len", &self.prefix.len())
+            .field("total", &self.total)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Prefix lengths at which the header checks run early, so an oversized or
+/// backed qcow2 is refused after a few KiB rather than after 4 MiB.
+const EARLY_AT: [usize; 10] = [
+    4 << 10,
+    8 << 10,
+    16 << 10,
+    32 << 10,
+    64 << 10,
+    128 << 10,
+    256 << 10,
+    512 << 10,
+    1 << 20,
+    2 << 20,
+];
+
+impl Inspector {
+    /// Bytes of the start of the stream kept for header parsing.
+    pub const PREFIX_LEN: usize = 4 << 20;
+    /// Bytes of the end of the stream kept (vmdk streamOptimized footer, VHD
+    /// footer, dmg trailer).
+    pub const TAIL_LEN: usize = 64 << 10;
+
+    /// An inspector that refuses virtual sizes above `max_virtual_size` bytes.
+    pub fn new(max_virtual_size: u64) -> Self {
+        Self {
+            limit: max_virtual_size,
+            prefix: Vec::new(),
+            tail: Vec::new(),
+            tail_pos: 0,
+            total: 0,
+            state: State::Undecided,
+        }
+    }
+
+    /// Bytes pushed so far.
+    pub fn total_len(&self) -> u64 {
+        self.total
+    }
+
+    /// Feed the next chunk. Returns `Err` as soon as what has been seen is
+    /// enough to refuse, so the importer can stop downloading early.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        if let State::Refused(r) = &self.state {
+            return Err(r.clone());
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.total = self.total.saturating_add(chunk.len() as u64);
+        self.push_tail(chunk);
+
+        if matches!(self.state, State::Undecided) {
+            let before = self.prefix.len();
+            let take = Self::PREFIX_LEN.saturating_sub(before).min(chunk.len());
+            if self.prefix.capacity() == 0 {
+                self.prefix.reserve_exact(Self::PREFIX_LEN);
+            }
+            self.prefix
+                .extend_from_slice(chunk.get(..take).unwrap_or(chunk));
+            let after = self.prefix.len();
+            if after >= Self::PREFIX_LEN {
+                self.state = match decide(&self.prefix, self.limit) {
+                    Ok(c) => State::Decided(c),
+                    Err(r) => State::Refused(r),
+                };
+            } else if EARLY_AT.iter().any(|&t| before < t && t <= after) {
+                if let Some(r) = early(&self.prefix, self.limit) {
+                    self.state = State::Refused(r);
+                }
+            }
+        }
+        if let State::Decided(Candidate::Raw(_)) = self.state {
+            if let Some(r) = raw_over_limit(self.total, self.limit) {
+                self.state = State::Refused(r);
+            }
+        }
+        match &self.state {
+            State::Refused(r) => Err(r.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn push_tail(&mut self, chunk: &[u8]) {
+        if self.tail.is_empty() {
+            self.tail = vec![0; Self::TAIL_LEN];
+        }
+        let keep = chunk
+            .get(chunk.len().saturating_sub(Self::TAIL_LEN)..)
+            .unwrap_or(chunk);
+        let first = keep.len().min(Self::TAIL_LEN - self.tail_pos);
+        let (a, b) = keep.split_at(first);
+        if let Some(dst) = self.tail.get_mut(self.tail_pos..self.tail_pos + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.tail.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.tail_pos = (self.tail_pos + keep.len()) % Self::TAIL_LEN;
+    }
+
+    /// The last `min(total, TAIL_LEN)` bytes, oldest first.
+    fn tail_bytes(&self) -> Vec<u8> {
+        if self.total >= Self::TAIL_LEN as u64 {
+            let (newer, older) = self.tail.split_at(self.tail_pos.min(self.tail.len()));
+            let mut out = Vec::with_capacity(Self::TAIL_LEN);
+            out.extend_from_slice(older);
+            out.extend_from_slice(newer);
+            out
+        } else {
+            // Never wrapped: the bytes are at the start, in order.
+            let n = usize::try_from(self.total).unwrap_or(0);
+            self.tail.get(..n).unwrap_or(&[]).to_vec()
+        }
+    }
+
+    /// The verdict once the stream has ended.
+    pub fn finish(self) -> Result<Inspection, Refusal> {
+        let candidate = match self.state {
+            State::Refused(r) => return Err(r),
+            _ if self.total == 0 => return Err(empty()),
+            State::Decided(ref c) => c.clone(),
+            State::Undecided => decide(&self.prefix, self.limit)?,
+        };
+        conclude(candidate, &self.tail_bytes(), self.total, self.limit)
+    }
+}

@@ -1,0 +1,8 @@
+//! qcow2 (work in progress).
+use crate::{Parsed, Problem, Refusal};
+
+pub(crate) fn parse(_prefix: &[u8], _limit: u64) -> Result<Parsed, Problem> {
+    Err(Problem::Refuse(Refusal::new(
+        "qcow2 images are not yet supported",
+    )))
+}
