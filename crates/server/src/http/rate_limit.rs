@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn minute_limit_refuses_bursts() {
         let rl = RateLimiter::new(5000, 2);
-        let t0 = 1_700_000_040;
+        let t0 = 1_700_000_080; // 40 s into a minute
         assert!(rl.check("k", t0).allowed && rl.check("k", t0).allowed);
         let v = rl.check("k", t0 + 5);
         assert!(!v.allowed && v.retry_after == 15, "{v:?}");

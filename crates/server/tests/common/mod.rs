@@ -1,0 +1,110 @@
+//! A real server on 127.0.0.1:0 with its own data directory, driven over HTTP.
+#![allow(dead_code)]
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tidepool_server::config::ServeArgs;
+use tidepool_server::server::{self, RunningServer};
+
+pub struct TestServer {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub server: RunningServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = ServeArgs::with_data_dir(dir.path().to_path_buf());
+        args.rate_limit_per_minute = 0;
+        configure(&mut args);
+        let server = server::start(args).await.expect("server starts");
+        let token = server
+            .bootstrap_token
+            .clone()
+            .expect("first start creates a token");
+        TestServer {
+            base: format!("http://{}", server.addr),
+            token,
+            http: reqwest::Client::new(),
+            server,
+            dir,
+        }
+    }
+
+    /// A token for another account (created if new).
+    pub async fn token(&self, account: &str, scopes: &str) -> String {
+        self.server
+            .app
+            .token_create(account, scopes.parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub fn req_as(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req_as(&self.token, method, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    /// Creates a custom image as `token`'s account and returns the image object.
+    pub async fn create_as(&self, token: &str, name: &str, tags: &[&str]) -> Value {
+        let body = json!({"name": name, "url": format!("http://127.0.0.1:9/{name}.img"), "region": "nyc3", "tags": tags});
+        let r = self
+            .req_as(token, Method::POST, "/v2/images")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "create {name}");
+        r.json::<Value>().await.unwrap()["image"].clone()
+    }
+
+    pub async fn create(&self, name: &str, tags: &[&str]) -> Value {
+        self.create_as(&self.token.clone(), name, tags).await
+    }
+}
+
+/// Asserts a DigitalOcean error body and returns its message.
+pub async fn error_body(r: Response, status: u16, id: &str) -> String {
+    assert_eq!(r.status(), status);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], id, "{body}");
+    assert!(
+        body["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    body["message"]
+        .as_str()
+        .expect("message is a string")
+        .to_owned()
+}
+
+pub fn ids(list: &Value) -> Vec<u64> {
+    list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect()
+}
