@@ -1,0 +1,254 @@
+//! End-to-end imports from a local HTTP server into a temporary local blob store.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tidepool_import::{
+    image_key, import_image, Compression, DiskFormat, ImportError, ImportLimits, Progress,
+};
+use tokio_util::sync::CancellationToken;
+
+async fn import(
+    url: &str,
+    limits: &ImportLimits,
+) -> (
+    tempfile::TempDir,
+    Result<tidepool_import::ImportOutcome, ImportError>,
+) {
+    let (dir, blobs) = temp_blobs();
+    let key = image_key(1, &uuid());
+    let res = import_image(
+        url,
+        &key,
+        &blobs,
+        limits,
+        &Progress::new(),
+        CancellationToken::new(),
+    )
+    .await;
+    match &res {
+        Ok(o) => assert_eq!(blobs.head(&key).await.unwrap(), Some(o.stored_bytes)),
+        Err(_) => assert_nothing_stored(dir.path()),
+    }
+    (dir, res)
+}
+
+fn uuid() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn assert_nothing_stored(dir: &std::path::Path) {
+    let left = files_under(dir);
+    assert!(left.is_empty(), "a failed import left {left:?}");
+}
+
+async fn check_format(format: &str, expected: DiskFormat) {
+    let addr = serve().await;
+    let plain_path = fixtures().dir.join(format!("disk.{format}"));
+    let plain = std::fs::read(&plain_path).unwrap();
+    let (qemu_format, virtual_size) = qemu_info(&plain_path);
+    assert_eq!(qemu_format, format);
+    for (suffix, compression) in [
+        ("", Compression::None),
+        (".gz", Compression::Gzip),
+        (".multi.gz", Compression::Gzip),
+        (".bz2", Compression::Bzip2),
+        (".multi.bz2", Compression::Bzip2),
+    ] {
+        let name = format!("disk.{format}{suffix}");
+        let served = std::fs::read(fixtures().dir.join(&name)).unwrap();
+        let (dir, blobs) = temp_blobs();
+        let key = image_key(7, &uuid());
+        let progress = Progress::new();
+        let outcome = import_image(
+            &format!("http://{addr}/files/{name}"),
+            &key,
+            &blobs,
+            &test_limits(),
+            &progress,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(outcome.format, expected, "{name}");
+        assert_eq!(outcome.virtual_size, virtual_size, "{name}");
+        assert_eq!(outcome.stored_bytes, plain.len() as u64, "{name}");
+        assert_eq!(outcome.sha256, sha256_hex(&plain), "{name}");
+        assert_eq!(outcome.compression, compression, "{name}");
+        assert_eq!(outcome.blob_key, key);
+        assert_eq!(progress.bytes_read(), served.len() as u64, "{name}");
+        assert_eq!(progress.bytes_total(), Some(served.len() as u64), "{name}");
+        let stored = std::fs::read(dir.path().join(&key)).unwrap();
+        assert!(stored == plain, "{name}: the stored bytes differ");
+    }
+}
+
+#[tokio::test]
+async fn raw_in_every_compression() {
+    check_format("raw", DiskFormat::Raw).await;
+}
+
+#[tokio::test]
+async fn qcow2_in_every_compression() {
+    check_format("qcow2", DiskFormat::Qcow2).await;
+}
+
+#[tokio::test]
+async fn vhdx_in_every_compression() {
+    check_format("vhdx", DiskFormat::Vhdx).await;
+}
+
+#[tokio::test]
+async fn vdi_in_every_compression() {
+    check_format("vdi", DiskFormat::Vdi).await;
+}
+
+#[tokio::test]
+async fn vmdk_in_every_compression() {
+    check_format("vmdk", DiskFormat::Vmdk).await;
+}
+
+#[tokio::test]
+async fn size_limit_on_the_decompressed_stream() {
+    let addr = serve().await;
+    let limits = ImportLimits {
+        max_bytes: 1 << 20,
+        ..test_limits()
+    };
+    for name in ["disk.raw", "disk.raw.gz", "disk.raw.bz2"] {
+        let (_dir, res) = import(&format!("http://{addr}/files/{name}"), &limits).await;
+        assert_eq!(
+            res.unwrap_err(),
+            ImportError::Abort("decompressed size exceeds 1 MiB".into()),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn inspector_refusal_aborts() {
+    // A 64 GiB virtual disk in a small file: within the byte limit, refused by the inspector.
+    let addr = serve().await;
+    let limits = ImportLimits {
+        max_bytes: 1 << 30,
+        ..test_limits()
+    };
+    let (_dir, res) = import(&format!("http://{addr}/files/huge.qcow2"), &limits).await;
+    assert!(matches!(res, Err(ImportError::Abort(_))), "{res:?}");
+}
+
+#[tokio::test]
+async fn truncated_gzip_file_is_reported_as_truncated() {
+    let addr = serve().await;
+    let (_dir, res) = import(&format!("http://{addr}/files/cut.raw.gz"), &test_limits()).await;
+    assert_eq!(
+        res.unwrap_err(),
+        ImportError::Abort("gzip stream ends early: the download was truncated".into())
+    );
+}
+
+#[tokio::test]
+async fn body_cut_short_of_its_content_length_fails() {
+    let addr = serve().await;
+    for name in ["disk.raw", "disk.raw.gz"] {
+        let (_dir, res) = import(&format!("http://{addr}/truncated/{name}"), &test_limits()).await;
+        let err = res.unwrap_err();
+        assert!(err.is_retryable(), "{name}: {err:?}");
+        assert!(
+            err.message()
+                .starts_with("the download from the image URL failed"),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stall_ends_with_a_clear_error() {
+    let addr = serve().await;
+    let limits = ImportLimits {
+        stall_timeout: Duration::from_millis(500),
+        ..test_limits()
+    };
+    let start = Instant::now();
+    let (_dir, res) = import(&format!("http://{addr}/stall/disk.raw"), &limits).await;
+    assert_eq!(
+        res.unwrap_err(),
+        ImportError::Retry("the image URL stopped sending data for 0.5 seconds".into())
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn cancellation_mid_download_leaves_nothing() {
+    let addr = serve().await;
+    let (dir, blobs) = temp_blobs();
+    let blobs = Arc::new(blobs);
+    let progress = Arc::new(Progress::new());
+    let cancel = CancellationToken::new();
+    let key = image_key(3, &uuid());
+    let task = tokio::spawn({
+        let (blobs, progress, cancel, key) =
+            (blobs.clone(), progress.clone(), cancel.clone(), key.clone());
+        let url = format!("http://{addr}/stall/disk.raw");
+        async move {
+            let limits = ImportLimits {
+                stall_timeout: Duration::from_secs(60),
+                ..test_limits()
+            };
+            import_image(&url, &key, &blobs, &limits, &progress, cancel).await
+        }
+    });
+    let start = Instant::now();
+    while progress.bytes_read() < 64 << 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the download never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let res = task.await.unwrap();
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(
+        res.unwrap_err(),
+        ImportError::Retry("the import was cancelled".into())
+    );
+    assert_eq!(blobs.head(&key).await.unwrap(), None);
+    assert_nothing_stored(dir.path());
+}
+
+#[tokio::test]
+async fn retried_import_uses_a_fresh_key() {
+    let addr = serve().await;
+    let (_dir, blobs) = temp_blobs();
+    let url = format!("http://{addr}/files/disk.qcow2");
+    let first = image_key(9, &uuid());
+    let second = image_key(9, &uuid());
+    assert_ne!(first, second);
+    for key in [&first, &second] {
+        import_image(
+            &url,
+            key,
+            &blobs,
+            &test_limits(),
+            &Progress::new(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(blobs.head(&first).await.unwrap().is_some());
+    assert!(blobs.head(&second).await.unwrap().is_some());
+}
