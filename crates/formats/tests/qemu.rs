@@ -1,0 +1,441 @@
+//! Real images written by qemu-img, checked against `qemu-img info`.
+//!
+//! These tests need `qemu-img` (Debian: qemu-utils). Without it they fail
+//! loudly rather than pass vacuously.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tidepool_formats::{inspect, DiskFormat, Inspection, Inspector, Refusal};
+
+const MIB: u64 = 1 << 20;
+const VIRTUAL: u64 = 64 * MIB;
+const LIMIT: u64 = 1 << 40;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tidepool-formats-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qemu_img(args: &[&str], dir: &Path) {
+    let out = Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run qemu-img ({e}); install it (Debian/Ubuntu: apt-get install qemu-utils)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn qemu_info(path: &Path) -> (String, u64) {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(path)
+        .output()
+        .expect("qemu-img info");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["format"].as_str().unwrap().to_owned(),
+        v["virtual-size"].as_u64().unwrap(),
+    )
+}
+
+/// A raw disk with recognisable, non-zero data scattered over it.
+fn source_raw(dir: &TempDir) -> PathBuf {
+    let p = dir.path("source.raw");
+    let mut f = File::create(&p).unwrap();
+    f.set_len(VIRTUAL).unwrap();
+    for (i, off) in [
+        0u64,
+        3 * MIB + 17,
+        10 * MIB,
+        33 * MIB + 4096,
+        VIRTUAL - 8192,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        f.seek(SeekFrom::Start(off)).unwrap();
+        let block: Vec<u8> = (0..6000u32)
+            .map(|n| (n.wrapping_mul(31).wrapping_add(i as u32 * 7) % 251) as u8 | 1)
+            .collect();
+        f.write_all(&block).unwrap();
+    }
+    p
+}
+
+fn verdict_chunked(bytes: &[u8], chunk: usize, limit: u64) -> Result<Inspection, Refusal> {
+    let mut ins = Inspector::new(limit);
+    for c in bytes.chunks(chunk) {
+        ins.push(c)?;
+    }
+    ins.finish()
+}
+
+/// One-shot and chunked verdicts agree, and the verdict is returned.
+fn check(path: &Path) -> Result<Inspection, Refusal> {
+    let bytes = fs::read(path).unwrap();
+    let whole = inspect(&bytes, LIMIT);
+    for chunk in [7919, 1 << 20] {
+        assert_eq!(
+            verdict_chunked(&bytes, chunk, LIMIT),
+            whole,
+            "chunked ({chunk}) and one-shot verdicts differ for {}",
+            path.display()
+        );
+    }
+    // Streaming from the file without holding it whole.
+    let mut ins = Inspector::new(LIMIT);
+    let mut f = File::open(path).unwrap();
+    let mut buf = vec![0u8; 7919];
+    let streamed = loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break ins.finish();
+        }
+        if let Err(r) = ins.push(&buf[..n]) {
+            break Err(r);
+        }
+    };
+    assert_eq!(streamed, whole);
+    whole
+}
+
+fn accepted(path: &Path, format: DiskFormat, detail: &str) {
+    let got = check(path).unwrap_or_else(|r| panic!("{} refused: {r}", path.display()));
+    let (qfmt, qsize) = qemu_info(path);
+    assert_eq!(got.format.as_str(), qfmt, "{}", path.display());
+    assert_eq!(got.format, format);
+    assert_eq!(got.virtual_size, qsize, "{}", path.display());
+    assert_eq!(got.detail, detail, "{}", path.display());
+    never_panics_on_truncation(path);
+}
+
+fn refused(path: &Path, needle: &str) {
+    match check(path) {
+        Ok(i) => panic!("{} accepted as {i:?}, expected refusal", path.display()),
+        Err(r) => assert!(
+            r.message().contains(needle),
+            "{}: {r:?} does not mention {needle:?}",
+            path.display()
+        ),
+    }
+}
+
+/// Truncations of a real sample at many lengths: any verdict, no panic, and
+/// a strict prefix of a non-raw image never passes as that format with a
+/// different size.
+fn never_panics_on_truncation(path: &Path) {
+    let bytes = fs::read(path).unwrap();
+    let n = bytes.len().min(6 * MIB as usize);
+    let mut len = 0;
+    while len < n {
+        let _ = inspect(&bytes[..len], LIMIT);
+        len += if len < 4096 {
+            61
+        } else if len < 600_000 {
+            4093
+        } else {
+            65521
+        };
+    }
+}
+
+fn convert(dir: &TempDir, src: &Path, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
+    let out = dir.path(name);
+    let mut args = vec!["convert", "-O", fmt];
+    args.extend_from_slice(opts);
+    let (s, o) = (src.to_str().unwrap(), out.to_str().unwrap());
+    args.push(s);
+    args.push(o);
+    qemu_img(&args, &dir.0);
+    out
+}
+
+fn create(dir: &TempDir, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
+    let out = dir.path(name);
+    let mut args = vec!["create", "-f", fmt];
+    args.extend_from_slice(opts);
+    args.push(out.to_str().unwrap());
+    args.push("64M");
+    qemu_img(&args, &dir.0);
+    out
+}
+
+#[test]
+fn qemu_img_is_installed() {
+    let out = Command::new("qemu-img").arg("--version").output();
+    assert!(
+        out.as_ref().is_ok_and(|o| o.status.success()),
+        "qemu-img is required for these tests; install it (Debian/Ubuntu: apt-get install qemu-utils)"
+    );
+}
+
+#[test]
+fn raw_is_accepted() {
+    let d = TempDir::new("raw");
+    let src = source_raw(&d);
+    accepted(
+        &convert(&d, &src, "raw", &[], "a.raw"),
+        DiskFormat::Raw,
+        "raw",
+    );
+}
+
+#[test]
+fn qcow2_variants_are_accepted() {
+    let d = TempDir::new("qcow2");
+    let src = source_raw(&d);
+    let cases: &[(&[&str], &str)] = &[
+        (&["-o", "compat=0.10"], "qcow2 v2"),
+        (&["-o", "compat=1.1"], "qcow2 v3"),
+        (&["-c", "-o", "compat=0.10"], "qcow2 v2"),
+        (&["-c", "-o", "compat=1.1"], "qcow2 v3"),
+        (&["-o", "preallocation=metadata"], "qcow2 v3"),
+        (&["-o", "extended_l2=on"], "qcow2 v3 extended_l2"),
+        (&["-c", "-o", "compression_type=zstd"], "qcow2 v3"),
+        (&["-o", "cluster_size=512"], "qcow2 v3"),
+        (&["-o", "cluster_size=2M"], "qcow2 v3"),
+        (&["-o", "lazy_refcounts=on,refcount_bits=64"], "qcow2 v3"),
+    ];
+    for (i, (opts, detail)) in cases.iter().enumerate() {
+        let p = convert(&d, &src, "qcow2", opts, &format!("c{i}.qcow2"));
+        accepted(&p, DiskFormat::Qcow2, detail);
+    }
+    accepted(
+        &create(&d, "qcow2", &[], "empty.qcow2"),
+        DiskFormat::Qcow2,
+        "qcow2 v3",
+    );
+}
+
+#[test]
+fn vmdk_sparse_variants_are_accepted() {
+    let d = TempDir::new("vmdk");
+    let src = source_raw(&d);
+    for sub in ["monolithicSparse", "streamOptimized"] {
+        let o = format!("subformat={sub}");
+        let detail = format!("vmdk {sub}");
+        accepted(
+            &convert(&d, &src, "vmdk", &["-o", &o], &format!("c-{sub}.vmdk")),
+            DiskFormat::Vmdk,
+            &detail,
+        );
+        accepted(
+            &create(&d, "vmdk", &["-o", &o], &format!("e-{sub}.vmdk")),
+            DiskFormat::Vmdk,
+            &detail,
+        );
+    }
+}
+
+#[test]
+fn vmdk_other_subformats_are_refused() {
+    let d = TempDir::new("vmdk-other");
+    for sub in [
+        "monolithicFlat",
+        "twoGbMaxExtentSparse",
+        "twoGbMaxExtentFlat",
+    ] {
+        let o = format!("subformat={sub}");
+        let p = create(&d, "vmdk", &["-o", &o], &format!("{sub}.vmdk"));
+        refused(&p, "vmdk descriptor without data");
+    }
+    // The data extent of a split sparse disk, uploaded on its own.
+    refused(
+        &d.path("twoGbMaxExtentSparse-s001.vmdk"),
+        "no embedded descriptor",
+    );
+    refused(&d.path("monolithicFlat-flat.vmdk"), "");
+}
+
+#[test]
+fn vhdx_variants_are_accepted() {
+    let d = TempDir::new("vhdx");
+    let src = source_raw(&d);
+    accepted(
+        &convert(&d, &src, "vhdx", &[], "dyn.vhdx"),
+        DiskFormat::Vhdx,
+        "vhdx dynamic",
+    );
+    accepted(
+        &convert(&d, &src, "vhdx", &["-o", "subformat=fixed"], "fixed.vhdx"),
+        DiskFormat::Vhdx,
+        "vhdx fixed",
+    );
+    for bs in ["1M", "32M", "256M"] {
+        let o = format!("block_size={bs}");
+        accepted(
+            &convert(&d, &src, "vhdx", &["-o", &o], &format!("bs{bs}.vhdx")),
+            DiskFormat::Vhdx,
+            "vhdx dynamic",
+        );
+    }
+    accepted(
+        &create(&d, "vhdx", &[], "empty.vhdx"),
+        DiskFormat::Vhdx,
+        "vhdx dynamic",
+    );
+}
+
+#[test]
+fn vdi_variants_are_accepted() {
+    let d = TempDir::new("vdi");
+    let src = source_raw(&d);
+    accepted(
+        &convert(&d, &src, "vdi", &[], "dyn.vdi"),
+        DiskFormat::Vdi,
+        "vdi dynamic",
+    );
+    accepted(
+        &convert(&d, &src, "vdi", &["-o", "static=on"], "static.vdi"),
+        DiskFormat::Vdi,
+        "vdi fixed",
+    );
+    accepted(
+        &create(&d, "vdi", &[], "empty.vdi"),
+        DiskFormat::Vdi,
+        "vdi dynamic",
+    );
+}
+
+#[test]
+fn foreign_formats_are_refused() {
+    let d = TempDir::new("foreign");
+    let src = source_raw(&d);
+    refused(
+        &convert(&d, &src, "vpc", &[], "dyn.vhd"),
+        "VHD (vpc) is not supported",
+    );
+    refused(
+        &convert(&d, &src, "vpc", &["-o", "subformat=fixed"], "fixed.vhd"),
+        "VHD (vpc) is not supported",
+    );
+    refused(&convert(&d, &src, "qed", &[], "a.qed"), "QED");
+    refused(&convert(&d, &src, "parallels", &[], "a.hdd"), "Parallels");
+    refused(
+        &create(
+            &d,
+            "luks",
+            &[
+                "--object",
+                "secret,id=sec0,data=abc",
+                "-o",
+                "key-secret=sec0",
+            ],
+            "a.luks",
+        ),
+        "LUKS",
+    );
+}
+
+#[test]
+fn qcow_version_1_is_refused() {
+    let d = TempDir::new("qcow1");
+    let src = source_raw(&d);
+    refused(
+        &convert(&d, &src, "qcow", &[], "a.qcow"),
+        "qcow (version 1)",
+    );
+}
+
+#[test]
+fn qcow2_dependencies_are_refused() {
+    let d = TempDir::new("qcow2-deps");
+    let base = create(&d, "qcow2", &[], "base.qcow2");
+    let top = d.path("top.qcow2");
+    qemu_img(
+        &[
+            "create",
+            "-f",
+            "qcow2",
+            "-b",
+            base.to_str().unwrap(),
+            "-F",
+            "qcow2",
+            top.to_str().unwrap(),
+        ],
+        &d.0,
+    );
+    refused(&top, "backing file");
+    let enc = create(
+        &d,
+        "qcow2",
+        &[
+            "--object",
+            "secret,id=sec0,data=abc",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=sec0",
+        ],
+        "enc.qcow2",
+    );
+    refused(&enc, "encrypted");
+    let data = d.path("data.raw");
+    let o = format!("data_file={}", data.display());
+    refused(
+        &create(&d, "qcow2", &["-o", &o], "ext.qcow2"),
+        "external data file",
+    );
+}
+
+#[test]
+fn oversized_images_are_refused_from_the_header() {
+    let d = TempDir::new("big");
+    for (fmt, name) in [
+        ("qcow2", "big.qcow2"),
+        ("vmdk", "big.vmdk"),
+        ("vhdx", "big.vhdx"),
+        ("vdi", "big.vdi"),
+    ] {
+        let p = d.path(name);
+        qemu_img(&["create", "-f", fmt, p.to_str().unwrap(), "200G"], &d.0);
+        let bytes = fs::read(&p).unwrap();
+        let r = inspect(&bytes, 100 << 30).unwrap_err();
+        assert!(
+            r.message()
+                .contains("virtual size 200 GiB exceeds the limit of 100 GiB"),
+            "{fmt}: {r}"
+        );
+        assert_eq!(verdict_chunked(&bytes, 7919, 100 << 30), Err(r.clone()));
+        // qcow2, vmdk and vdi say so within the first 4 KiB; vhdx keeps its
+        // size in the metadata region, read once the prefix is complete.
+        if fmt != "vhdx" {
+            let mut ins = Inspector::new(100 << 30);
+            assert_eq!(ins.push(&bytes[..4096]), Err(r));
+        }
+    }
+}
