@@ -7,9 +7,6 @@
 pub mod blobs;
 pub mod decompress;
 pub mod fetch;
-// TEMPORARY until tidepool-formats lands: swap for `use tidepool_formats as formats`.
-#[path = "formats_shim.rs"]
-mod formats;
 mod pipeline;
 mod size;
 #[cfg(feature = "testing")]
@@ -20,8 +17,8 @@ use std::time::Duration;
 
 pub use blobs::{image_key, BlobError, BlobMeta, BlobWriter, Blobs};
 pub use decompress::Compression;
-pub use formats::DiskFormat;
 pub use pipeline::import_image;
+pub use tidepool_formats::DiskFormat;
 
 /// The bounds of one import.
 #[derive(Debug, Clone)]

@@ -13,9 +13,9 @@
 use std::io::Read;
 use std::sync::atomic::Ordering;
 
-use crate::formats::{Inspection, Inspector};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tidepool_formats::{Inspection, Inspector};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

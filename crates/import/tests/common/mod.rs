@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tidepool_import::{Blobs, ImportLimits};
 
 /// Size of the raw image every other format is converted from.
-pub const RAW_SIZE: usize = 3 << 20;
+pub const RAW_SIZE: usize = 2 << 20;
 
 pub struct Fixtures {
     pub dir: PathBuf,
