@@ -94,7 +94,13 @@ fn decide(prefix: &[u8], limit: u64) -> Result<Candidate, Refusal> {
 }
 
 fn raw_over_limit(total: u64, limit: u64) -> Option<Refusal> {
-    (total > limit).then(|| Refusal::too_large(total, limit))
+    // Worded without the total: a streaming caller only knows "more than".
+    (total > limit).then(|| {
+        Refusal::new(format!(
+            "raw image is larger than the limit of {}; upload a smaller disk",
+            crate::human_size(limit)
+        ))
+    })
 }
 
 /// Step 3: `tail` is the last `min(total, TAIL_LEN)` bytes.

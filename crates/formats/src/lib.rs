@@ -23,6 +23,9 @@ mod vdi;
 mod vhdx;
 mod vmdk;
 
+#[cfg(test)]
+mod table_tests;
+
 use std::fmt;
 
 pub use inspector::Inspector;

@@ -280,7 +280,9 @@ fn vmdk_other_subformats_are_refused() {
         &d.path("twoGbMaxExtentSparse-s001.vmdk"),
         "no embedded descriptor",
     );
-    refused(&d.path("monolithicFlat-flat.vmdk"), "");
+    // A flat extent is byte for byte a raw disk, and is stored as one.
+    let flat = check(&d.path("monolithicFlat-flat.vmdk")).unwrap();
+    assert_eq!((flat.format, flat.virtual_size), (DiskFormat::Raw, VIRTUAL));
 }
 
 #[test]
