@@ -61,6 +61,11 @@ pub fn image_key(image_id: u64, attempt: &str) -> String {
     format!("images/{image_id}/{attempt}")
 }
 
+/// A fresh attempt id for [`image_key`]: a UUID, so attempts never collide.
+pub fn new_attempt_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// The part size for multipart uploads of at most `max_size` bytes. S3 allows 10,000 parts of at
 /// least 5 MiB each, so the part size grows with the largest blob we may write; the memory it
 /// costs is bounded by a few parts in flight, whatever the blob's size.

@@ -15,7 +15,7 @@ pub mod testing;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use blobs::{image_key, BlobError, BlobMeta, BlobWriter, Blobs};
+pub use blobs::{image_key, new_attempt_id, BlobError, BlobMeta, BlobWriter, Blobs};
 pub use decompress::Compression;
 pub use pipeline::import_image;
 pub use tidepool_formats::DiskFormat;
@@ -23,8 +23,9 @@ pub use tidepool_formats::DiskFormat;
 /// The bounds of one import.
 #[derive(Debug, Clone)]
 pub struct ImportLimits {
-    /// The largest decompressed image accepted, in bytes. The default is 100 GB (decimal:
-    /// 100·10⁹ bytes), the way disk sizes are quoted to users.
+    /// The largest image accepted, in bytes: both the decompressed size (checked while
+    /// streaming) and the virtual disk size the format declares (checked by the inspector). The
+    /// default is 100 GB (decimal: 100·10⁹ bytes), the way disk sizes are quoted to users.
     pub max_bytes: u64,
     /// Lifts the address filter, for tests and air-gapped sites that serve images from their own
     /// network. Schemes and redirect limits still apply.
