@@ -91,7 +91,7 @@ fn new_public(p: PublicImage, created_at: i64) -> NewImage {
         description: p.description,
         tags: vec![],
         status: ImageStatus::Available,
-        job_url: None,
+        job: None,
     }
 }
 

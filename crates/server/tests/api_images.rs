@@ -307,7 +307,7 @@ async fn description_and_distribution_change_on_custom_images_only() {
     snapshot.kind = ImageType::Snapshot;
     snapshot.status = ImageStatus::Available;
     snapshot.distribution = Distribution::Debian;
-    snapshot.job_url = None;
+    snapshot.job = None;
     let id = s
         .server
         .app

@@ -56,9 +56,13 @@ CREATE INDEX image_tags_tag ON image_tags(tag, image_id);
 CREATE TABLE import_jobs (
     image_id         INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     url              TEXT NOT NULL,
+    region           TEXT NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
+    -- Who holds the job, and until when. With no owner, lease_expires_at is "not before"
+    -- (a retry's backoff).
     lease_owner      TEXT,
     lease_expires_at INTEGER,
+    last_error       TEXT NOT NULL DEFAULT '',
     bytes_read       INTEGER NOT NULL DEFAULT 0,
     bytes_total      INTEGER,
     created_at       INTEGER NOT NULL

@@ -2,7 +2,7 @@
 
 use super::{unix_now, validate, App, AppResult, Caller, Error};
 use crate::auth::Scope;
-use crate::catalog::{ImageChanges, ImageFilter, ImageRecord, NewImage};
+use crate::catalog::{ImageChanges, ImageFilter, ImageRecord, NewImage, NewJob};
 use tidepool_api::{
     Distribution, Image, ImageCreate, ImageStatus, ImageType, ImageUpdate, ListType,
 };
@@ -86,7 +86,10 @@ impl App {
             description: validate::description(create.description.as_deref().unwrap_or(""))?,
             tags,
             status: ImageStatus::New,
-            job_url: Some(url),
+            job: Some(NewJob {
+                url,
+                region: create.region,
+            }),
         };
         let record = self.catalog().image_insert(new).await?;
         tracing::info!(

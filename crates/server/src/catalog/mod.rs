@@ -44,7 +44,7 @@ pub trait Catalog: Send + Sync + 'static {
     async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>>;
     async fn token_count(&self) -> CatalogResult<u64>;
 
-    /// Inserts an image (with its tags, and its import job when `job_url` is set) atomically.
+    /// Inserts an image (with its tags, and its import job when `job` is set) atomically.
     async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord>;
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>>;
@@ -59,6 +59,47 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> CatalogResult<Option<ImageRecord>>;
     /// Removes the image, its tags and its job. Returns the removed record.
     async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
+
+    /// Claims the oldest job that nobody holds (or whose holder's lease expired) and whose
+    /// backoff has passed; marks its image `pending`. At most one worker gets a given job.
+    async fn job_claim(
+        &self,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+    ) -> CatalogResult<Option<ImportJob>>;
+    /// Renews the lease and records progress. False when the worker no longer holds the job
+    /// (it expired and was taken over, or the image was deleted): the worker must stop.
+    async fn job_heartbeat(
+        &self,
+        image_id: i64,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+        progress: JobProgress,
+    ) -> CatalogResult<bool>;
+    /// Records the result on the image and removes the job, only if `worker` still holds it
+    /// and the image still exists. False otherwise (nothing is written).
+    async fn job_complete(
+        &self,
+        image_id: i64,
+        worker: &str,
+        result: &JobResult,
+    ) -> CatalogResult<bool>;
+    /// Gives the job back to the queue, to be claimed again from `not_before`.
+    async fn job_release(
+        &self,
+        image_id: i64,
+        worker: &str,
+        not_before: i64,
+        last_error: &str,
+    ) -> CatalogResult<bool>;
+    /// Progress of an import that has not completed.
+    async fn job_progress(&self, image_id: i64) -> CatalogResult<Option<JobProgress>>;
+    /// Whether an image has an import job that has not completed.
+    async fn job_exists(&self, image_id: i64) -> CatalogResult<bool>;
+    /// Wakes when a job may have been queued (a hint; claimers also poll).
+    fn job_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()>;
@@ -81,6 +122,19 @@ pub async fn open(database_url: &str) -> CatalogResult<Arc<dyn Catalog>> {
         "unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
         redact_url(database_url)
     )))
+}
+
+const GIB: u64 = 1 << 30;
+
+/// The stored size in GB with two decimals. DigitalOcean's "GB" are binary (a 25 GB Droplet
+/// disk holds 25 GiB), so GiB is what makes the figures comparable with Droplet sizes.
+pub fn size_gigabytes(stored_bytes: u64) -> f64 {
+    (stored_bytes as f64 / GIB as f64 * 100.0).round() / 100.0
+}
+
+/// The smallest whole number of GB (GiB, as above) that holds the virtual disk.
+pub fn min_disk_size(virtual_size: u64) -> u64 {
+    virtual_size.div_ceil(GIB)
 }
 
 /// A database URL fit for a log line: any password is replaced.

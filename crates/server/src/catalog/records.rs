@@ -35,11 +35,54 @@ pub struct ImageRecord {
     pub status: ImageStatus,
     pub error_message: String,
     pub source_url: Option<String>,
+    pub format: Option<String>,
+    pub virtual_size: Option<u64>,
+    pub stored_bytes: Option<u64>,
     pub sha256: Option<String>,
     pub blob_key: Option<String>,
 }
 
-/// An image to insert. `job_url` queues an import of that URL in the same transaction.
+/// An import to queue with a new image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub url: String,
+    pub region: Region,
+}
+
+/// A claimed import job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportJob {
+    pub image_id: i64,
+    pub url: String,
+    pub region: Region,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+/// What an import produced, recorded on the image by `job_complete`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    Available {
+        region: Region,
+        format: String,
+        virtual_size: u64,
+        stored_bytes: u64,
+        sha256: String,
+        blob_key: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+/// What the catalog knows of an import in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    pub bytes_read: u64,
+    pub bytes_total: Option<u64>,
+}
+
+/// An image to insert. `job` queues its import in the same transaction.
 #[derive(Debug, Clone)]
 pub struct NewImage {
     pub owner: Option<AccountId>,
@@ -56,7 +99,7 @@ pub struct NewImage {
     pub description: String,
     pub tags: Vec<String>,
     pub status: ImageStatus,
-    pub job_url: Option<String>,
+    pub job: Option<NewJob>,
 }
 
 /// Which images a list shows. Images with status `deleted` or `retired` are never listed.

@@ -11,11 +11,13 @@ use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region};
 
 pub struct SqliteCatalog {
     pool: SqlitePool,
+    /// SQLite is one process's file: a wake-up in memory reaches every worker there is.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 const IMAGE_COLUMNS: &str = "id, owner_id, name, distribution, slug, public, listing, regions, \
     created_at, kind, min_disk_size, size_gigabytes, description, tags, status, error_message, \
-    source_url, sha256, blob_key";
+    source_url, format, virtual_size, stored_bytes, sha256, blob_key";
 
 impl SqliteCatalog {
     pub async fn open(path: &Path) -> CatalogResult<Self> {
@@ -38,7 +40,10 @@ impl SqliteCatalog {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteCatalog { pool })
+        Ok(SqliteCatalog {
+            pool,
+            queued: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     async fn tags_replace(
@@ -107,6 +112,13 @@ fn image_from_row(row: &SqliteRow) -> CatalogResult<ImageRecord> {
         status: parse::<ImageStatus>("status", row.try_get("status")?)?,
         error_message: row.try_get("error_message")?,
         source_url: row.try_get("source_url")?,
+        format: row.try_get("format")?,
+        virtual_size: row
+            .try_get::<Option<i64>, _>("virtual_size")?
+            .map(|v| v as u64),
+        stored_bytes: row
+            .try_get::<Option<i64>, _>("stored_bytes")?
+            .map(|v| v as u64),
         sha256: row.try_get("sha256")?,
         blob_key: row.try_get("blob_key")?,
     })
@@ -211,19 +223,25 @@ impl Catalog for SqliteCatalog {
         .bind(&image.description)
         .bind(image.tags.join(","))
         .bind(image.status.as_str())
-        .bind(&image.job_url)
+        .bind(image.job.as_ref().map(|j| &j.url))
         .fetch_one(&mut *tx)
         .await?;
         Self::tags_replace(&mut tx, id, &image.tags).await?;
-        if let Some(url) = &image.job_url {
-            sqlx::query("INSERT INTO import_jobs (image_id, url, created_at) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(url)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+        if let Some(job) = &image.job {
+            sqlx::query(
+                "INSERT INTO import_jobs (image_id, url, region, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&job.url)
+            .bind(job.region.as_str())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
+        if image.job.is_some() {
+            self.queued.notify_one();
+        }
         self.image_get(id)
             .await?
             .ok_or_else(|| CatalogError::Corrupt(format!("image {id} vanished after insert")))
@@ -321,6 +339,173 @@ impl Catalog for SqliteCatalog {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn job_claim(
+        &self,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+    ) -> CatalogResult<Option<ImportJob>> {
+        let mut tx = self.pool.begin().await?;
+        // One UPDATE picks and takes the job; SQLite runs it under its single writer lock, so
+        // two workers cannot both see the job as free.
+        let row = sqlx::query(
+            "UPDATE import_jobs SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 \
+             WHERE image_id = (SELECT image_id FROM import_jobs \
+                 WHERE lease_expires_at IS NULL OR lease_expires_at <= ? \
+                 ORDER BY image_id LIMIT 1) \
+             RETURNING image_id, url, region, attempts",
+        )
+        .bind(worker)
+        .bind(now + lease_secs)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = ImportJob {
+            image_id: row.try_get("image_id")?,
+            url: row.try_get("url")?,
+            region: parse::<Region>("region", row.try_get("region")?)?,
+            attempts: row.try_get::<i64, _>("attempts")? as u32,
+        };
+        sqlx::query("UPDATE images SET status = 'pending' WHERE id = ?")
+            .bind(job.image_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn job_heartbeat(
+        &self,
+        image_id: i64,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+        progress: JobProgress,
+    ) -> CatalogResult<bool> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET lease_expires_at = ?, bytes_read = ?, bytes_total = ? \
+             WHERE image_id = ? AND lease_owner = ?",
+        )
+        .bind(now + lease_secs)
+        .bind(progress.bytes_read as i64)
+        .bind(progress.bytes_total.map(|t| t as i64))
+        .bind(image_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn job_complete(
+        &self,
+        image_id: i64,
+        worker: &str,
+        result: &JobResult,
+    ) -> CatalogResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query("DELETE FROM import_jobs WHERE image_id = ? AND lease_owner = ?")
+            .bind(image_id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let updated = match result {
+            JobResult::Available {
+                region,
+                format,
+                virtual_size,
+                stored_bytes,
+                sha256,
+                blob_key,
+            } => {
+                sqlx::query(
+                    "UPDATE images SET status = 'available', error_message = '', regions = ?, \
+                     format = ?, virtual_size = ?, stored_bytes = ?, sha256 = ?, blob_key = ?, \
+                     size_gigabytes = ?, min_disk_size = ? WHERE id = ?",
+                )
+                .bind(region.as_str())
+                .bind(format)
+                .bind(*virtual_size as i64)
+                .bind(*stored_bytes as i64)
+                .bind(sha256)
+                .bind(blob_key)
+                .bind(size_gigabytes(*stored_bytes))
+                .bind(min_disk_size(*virtual_size) as i64)
+                .bind(image_id)
+                .execute(&mut *tx)
+                .await?
+            }
+            JobResult::Failed { message } => {
+                sqlx::query("UPDATE images SET status = 'deleted', error_message = ? WHERE id = ?")
+                    .bind(message)
+                    .bind(image_id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+        };
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn job_release(
+        &self,
+        image_id: i64,
+        worker: &str,
+        not_before: i64,
+        last_error: &str,
+    ) -> CatalogResult<bool> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET lease_owner = NULL, lease_expires_at = ?, last_error = ? \
+             WHERE image_id = ? AND lease_owner = ?",
+        )
+        .bind(not_before)
+        .bind(last_error)
+        .bind(image_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.queued.notify_one();
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn job_progress(&self, image_id: i64) -> CatalogResult<Option<JobProgress>> {
+        let row = sqlx::query("SELECT bytes_read, bytes_total FROM import_jobs WHERE image_id = ?")
+            .bind(image_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(JobProgress {
+                bytes_read: r.try_get::<i64, _>("bytes_read")? as u64,
+                bytes_total: r
+                    .try_get::<Option<i64>, _>("bytes_total")?
+                    .map(|v| v as u64),
+            })
+        })
+        .transpose()
+    }
+
+    async fn job_exists(&self, image_id: i64) -> CatalogResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_jobs WHERE image_id = ?")
+            .bind(image_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    fn job_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.queued.clone()
     }
 
     async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>> {

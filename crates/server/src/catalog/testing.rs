@@ -21,7 +21,10 @@ pub fn new_custom(owner: AccountId, name: &str, tags: &[&str]) -> NewImage {
         description: String::new(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         status: ImageStatus::New,
-        job_url: Some(format!("http://images.example/{name}.qcow2")),
+        job: Some(NewJob {
+            url: format!("http://images.example/{name}.qcow2"),
+            region: Region::Nyc3,
+        }),
     }
 }
 
@@ -34,7 +37,7 @@ pub fn new_public(slug: &str, listing: ListType) -> NewImage {
         regions: vec![Region::Nyc3, Region::Ams3],
         kind: ImageType::Snapshot,
         status: ImageStatus::Available,
-        job_url: None,
+        job: None,
         min_disk_size: Some(7),
         size_gigabytes: Some(0.5),
         ..new_custom(AccountId(0), slug, &[])
@@ -57,6 +60,7 @@ fn ids(images: &[ImageRecord]) -> Vec<i64> {
 }
 
 pub async fn test_suite(catalog: Arc<dyn Catalog>) {
+    job_suite(catalog.clone()).await;
     accounts_and_tokens(&*catalog).await;
     images_and_lists(&*catalog).await;
     meta_values(&*catalog).await;
@@ -253,4 +257,108 @@ async fn meta_values(c: &dyn Catalog) {
     c.meta_set("k", "1").await.unwrap();
     c.meta_set("k", "2").await.unwrap();
     assert_eq!(c.meta_get("k").await.unwrap().as_deref(), Some("2"));
+}
+
+pub async fn job_suite(c: Arc<dyn Catalog>) {
+    let owner = c.account_ensure("jobs").await.unwrap();
+    let a = c.image_insert(new_custom(owner, "ja", &[])).await.unwrap();
+    let b = c.image_insert(new_custom(owner, "jb", &[])).await.unwrap();
+    let t = 1_800_000_000;
+
+    let first = c
+        .job_claim("w1", 30, t)
+        .await
+        .unwrap()
+        .expect("a queued job is claimed");
+    assert_eq!(
+        (first.image_id, first.attempts, first.region),
+        (a.id, 1, Region::Nyc3)
+    );
+    assert_eq!(
+        c.image_get(a.id).await.unwrap().unwrap().status,
+        ImageStatus::Pending
+    );
+    let second = c.job_claim("w2", 30, t).await.unwrap().unwrap();
+    assert_eq!(second.image_id, b.id, "a held job is not handed out twice");
+    assert!(c.job_claim("w3", 30, t).await.unwrap().is_none());
+
+    let progress = JobProgress {
+        bytes_read: 10,
+        bytes_total: Some(100),
+    };
+    assert!(c
+        .job_heartbeat(a.id, "w1", 30, t + 20, progress)
+        .await
+        .unwrap());
+    assert_eq!(c.job_progress(a.id).await.unwrap(), Some(progress));
+    assert!(
+        !c.job_heartbeat(a.id, "w2", 30, t + 20, progress)
+            .await
+            .unwrap(),
+        "only the holder renews"
+    );
+
+    // w2 dies: its lease runs out and w3 takes the job over.
+    let taken = c
+        .job_claim("w3", 30, t + 31)
+        .await
+        .unwrap()
+        .expect("expired lease is taken over");
+    assert_eq!((taken.image_id, taken.attempts), (b.id, 2));
+    let failed = JobResult::Failed {
+        message: "late".into(),
+    };
+    assert!(
+        !c.job_complete(b.id, "w2", &failed).await.unwrap(),
+        "a lost lease cannot complete"
+    );
+    let done = JobResult::Available {
+        region: Region::Sfo3,
+        format: "qcow2".into(),
+        virtual_size: 3 * (1 << 30) + 1,
+        stored_bytes: 1_610_612_736,
+        sha256: "ab".repeat(32),
+        blob_key: "images/2/x".into(),
+    };
+    assert!(c.job_complete(b.id, "w3", &done).await.unwrap());
+    let image = c.image_get(b.id).await.unwrap().unwrap();
+    assert_eq!(image.status, ImageStatus::Available);
+    assert_eq!(image.regions, vec![Region::Sfo3]);
+    assert_eq!(image.min_disk_size, Some(4));
+    assert_eq!(image.size_gigabytes, Some(1.5));
+    assert_eq!(image.blob_key.as_deref(), Some("images/2/x"));
+    assert!(!c.job_exists(b.id).await.unwrap());
+    assert!(
+        !c.job_complete(b.id, "w3", &done).await.unwrap(),
+        "completes once"
+    );
+
+    // Released with a backoff: not claimable before it.
+    assert!(c
+        .job_release(a.id, "w1", t + 100, "network down")
+        .await
+        .unwrap());
+    assert!(c.job_claim("w4", 30, t + 50).await.unwrap().is_none());
+    let again = c.job_claim("w4", 30, t + 100).await.unwrap().unwrap();
+    assert_eq!((again.image_id, again.attempts), (a.id, 2));
+
+    // The image is deleted mid-import: heartbeat and completion both see it gone.
+    c.image_delete(a.id).await.unwrap();
+    assert!(!c
+        .job_heartbeat(a.id, "w4", 30, t + 110, progress)
+        .await
+        .unwrap());
+    assert!(!c.job_complete(a.id, "w4", &failed).await.unwrap());
+
+    let f = c.image_insert(new_custom(owner, "jf", &[])).await.unwrap();
+    c.job_claim("w5", 30, t).await.unwrap().unwrap();
+    let bad = JobResult::Failed {
+        message: "qcow2 image refers to a backing file".into(),
+    };
+    assert!(c.job_complete(f.id, "w5", &bad).await.unwrap());
+    let image = c.image_get(f.id).await.unwrap().unwrap();
+    assert_eq!(
+        (image.status, image.error_message.as_str()),
+        (ImageStatus::Deleted, "qcow2 image refers to a backing file")
+    );
 }
