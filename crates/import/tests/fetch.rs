@@ -175,6 +175,7 @@ async fn unreachable_after_retries() {
         msg.starts_with("could not connect to the image URL: "),
         "{msg}"
     );
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,16 +109,26 @@ pub fn qemu_info(path: &Path) -> (String, u64) {
     )
 }
 
+/// gzip by the real tool, so the importer is tested against what users upload (and fixtures
+/// build fast in a debug build).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
+    compress_with("gzip", data)
 }
 
 pub fn bzip2(data: &[u8]) -> Vec<u8> {
-    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
+    compress_with("bzip2", data)
+}
+
+fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
+    let input = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::write(input.path(), data).unwrap();
+    let out = Command::new(tool)
+        .args(["-c", "-1"])
+        .arg(input.path())
+        .output()
+        .unwrap_or_else(|e| panic!("these tests need {tool}: {e}"));
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
