@@ -137,7 +137,10 @@ async fn inspector_refusal_aborts() {
         ..test_limits()
     };
     let (_dir, res) = import(&format!("http://{addr}/files/huge.qcow2"), &limits).await;
-    assert!(matches!(res, Err(ImportError::Abort(_))), "{res:?}");
+    let Err(ImportError::Abort(msg)) = &res else {
+        panic!("{res:?}")
+    };
+    assert!(msg.starts_with("virtual size 64 GiB exceeds"), "{msg}");
 }
 
 #[tokio::test]
