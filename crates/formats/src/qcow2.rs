@@ -1,7 +1,7 @@
 //! qcow2 (and the qcow version 1 that shares its magic). Big-endian; layout
 //! per qemu's docs/interop/qcow2.txt.
 
-use crate::bytes::{align8, be32, be64, u8_at};
+use crate::bytes::{align8, be32, be64, slice, u8_at};
 use crate::{DiskFormat, Parsed, Problem, Refusal};
 
 const V2_HEADER_LEN: u64 = 72;
@@ -14,6 +14,9 @@ const INCOMPAT_COMPRESSION: u64 = 1 << 3;
 const INCOMPAT_EXTL2: u64 = 1 << 4;
 const INCOMPAT_KNOWN: u64 =
     INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+
+const L1_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+const REFTABLE_OFFSET_MASK: u64 = 0xffff_ffff_ffff_fe00;
 
 const EXT_END: u32 = 0;
 const EXT_DATA_FILE: u32 = 0x4441_5441;
@@ -187,6 +190,24 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
     min_len = min_len.max(end(reftable_offset, reftable_bytes)?);
     if nb_snapshots > 0 {
         min_len = min_len.max(end(snapshots_offset, 1)?);
+    }
+    // Tables that sit inside the prefix also tell where the L2 tables and
+    // refcount blocks are; a file cut before those is truncated.
+    for (off, bytes, mask) in [
+        (l1_offset, l1_bytes, L1_OFFSET_MASK),
+        (reftable_offset, reftable_bytes, REFTABLE_OFFSET_MASK),
+    ] {
+        if let Ok(table) = slice(b, off, bytes) {
+            let highest = table
+                .chunks_exact(8)
+                .filter_map(|e| be64(e, 0).ok())
+                .map(|e| e & mask)
+                .max()
+                .unwrap_or(0);
+            if highest != 0 {
+                min_len = min_len.max(end(highest, cluster_size)?);
+            }
+        }
     }
 
     let mut detail = format!("qcow2 v{version}");

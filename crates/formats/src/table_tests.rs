@@ -43,6 +43,9 @@ fn qcow2(version: u32) -> Vec<u8> {
     be64(&mut v, 40, 0x30000);
     be64(&mut v, 48, 0x10000);
     be32(&mut v, 56, 1);
+    // refcount block at 0x20000, an L2 table at 0x30000 + one cluster is
+    // not there: the single L1 entry stays unallocated.
+    be64(&mut v, 0x10000, 0x20000);
     if version == 3 {
         be32(&mut v, 96, 4);
         be32(&mut v, 100, 112);
