@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use tidepool_api::{Distribution, ListType};
 use tidepool_server::app::App;
 use tidepool_server::auth::Scopes;
-use tidepool_server::catalog::{self, ImageChanges};
+use tidepool_server::catalog::ImageChanges;
 use tidepool_server::config::StorageArgs;
 use tidepool_server::public_catalog::PublicImage;
 
@@ -100,8 +100,7 @@ pub struct PublicImageArgs {
 }
 
 async fn open(storage: &StorageArgs) -> anyhow::Result<App> {
-    let catalog = catalog::open(&storage.database_url()).await?;
-    Ok(App::new(catalog))
+    tidepool_server::server::open_app(storage).await
 }
 
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {

@@ -12,6 +12,9 @@ pub struct StorageArgs {
     /// Catalog database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://<data-dir>/catalog.db].
     #[arg(long, env = "TIDEPOOL_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Blob store: file:///DIR, a plain path, or s3://BUCKET/PREFIX [default: <data-dir>/blobs].
+    #[arg(long, env = "TIDEPOOL_BLOB_STORE")]
+    pub blob_store: Option<String>,
 }
 
 impl StorageArgs {
@@ -19,6 +22,69 @@ impl StorageArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
+    }
+
+    pub fn blob_store(&self) -> String {
+        self.blob_store
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs").display().to_string())
+    }
+}
+
+/// How images are imported.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Imports that run at once [default: the number of cores].
+    #[arg(long, env = "TIDEPOOL_IMPORT_WORKERS")]
+    pub import_workers: Option<usize>,
+    /// Largest image accepted, in bytes after decompression (default 100 GB).
+    #[arg(
+        long,
+        env = "TIDEPOOL_IMPORT_MAX_BYTES",
+        default_value_t = 100_000_000_000
+    )]
+    pub import_max_bytes: u64,
+    /// Let image URLs reach loopback, private and link-local addresses (tests, air-gapped sites).
+    #[arg(long, env = "TIDEPOOL_IMPORT_ALLOW_PRIVATE_NETWORKS")]
+    pub import_allow_private_networks: bool,
+    /// An import running longer than this many seconds fails.
+    #[arg(long, env = "TIDEPOOL_IMPORT_TIMEOUT_SECS", default_value_t = 6 * 3600)]
+    pub import_timeout_secs: u64,
+    /// An import whose URL sends nothing for this many seconds fails (or is retried).
+    #[arg(long, env = "TIDEPOOL_IMPORT_STALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub import_stall_timeout_secs: u64,
+    /// Seconds a worker's claim on an import lasts without renewal before another takes over.
+    #[arg(long, env = "TIDEPOOL_IMPORT_LEASE_SECS", default_value_t = 30)]
+    pub import_lease_secs: u64,
+    /// Attempts an import gets when failures are transient (network, blob store).
+    #[arg(long, env = "TIDEPOOL_IMPORT_MAX_ATTEMPTS", default_value_t = 5)]
+    pub import_max_attempts: u32,
+    /// Seconds between orphan sweeps of the blob store.
+    #[arg(long, env = "TIDEPOOL_SWEEP_INTERVAL_SECS", default_value_t = 600)]
+    pub sweep_interval_secs: u64,
+}
+
+impl ImportArgs {
+    pub fn worker_config(&self) -> crate::import::WorkerConfig {
+        use std::time::Duration;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let limits = tidepool_import::ImportLimits {
+            max_bytes: self.import_max_bytes,
+            allow_private_networks: self.import_allow_private_networks,
+            stall_timeout: Duration::from_secs(self.import_stall_timeout_secs.max(1)),
+            ..Default::default()
+        };
+        let lease = Duration::from_secs(self.import_lease_secs.max(1));
+        crate::import::WorkerConfig {
+            workers: self.import_workers.unwrap_or(cores),
+            limits,
+            lease,
+            timeout: Duration::from_secs(self.import_timeout_secs.max(1)),
+            max_attempts: self.import_max_attempts.max(1),
+            poll_interval: lease.min(Duration::from_secs(5)),
+        }
     }
 }
 
@@ -39,6 +105,8 @@ pub struct ServeArgs {
     /// Requests one token may make in a minute (0: no limit).
     #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_MINUTE", default_value_t = 250)]
     pub rate_limit_per_minute: u32,
+    #[command(flatten)]
+    pub import: ImportArgs,
 }
 
 impl ServeArgs {
@@ -48,11 +116,22 @@ impl ServeArgs {
             storage: StorageArgs {
                 data_dir,
                 database_url: None,
+                blob_store: None,
             },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             rate_limit_per_hour: 5000,
             rate_limit_per_minute: 250,
+            import: ImportArgs {
+                import_workers: Some(2),
+                import_max_bytes: 100_000_000_000,
+                import_allow_private_networks: false,
+                import_timeout_secs: 6 * 3600,
+                import_stall_timeout_secs: 60,
+                import_lease_secs: 30,
+                import_max_attempts: 5,
+                sweep_interval_secs: 600,
+            },
         }
     }
 }

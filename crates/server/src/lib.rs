@@ -6,5 +6,6 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod public_catalog;
 pub mod server;

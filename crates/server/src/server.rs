@@ -1,15 +1,22 @@
-//! Start-up, narrated: open the catalog, seed it, bind, serve until told to stop.
+//! Start-up, narrated: open the catalog and the blob store, seed, start the import workers and
+//! the sweep, bind, serve until told to stop, then put unfinished imports back in the queue.
 
 use crate::app::App;
 use crate::catalog;
-use crate::config::ServeArgs;
+use crate::config::{ServeArgs, StorageArgs};
 use crate::http::{self, rate_limit::RateLimiter, HttpState};
+use crate::import;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tidepool_import::Blobs;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How old an unreferenced blob must be before the sweep removes it.
+const SWEEP_GRACE: Duration = Duration::from_secs(3600);
 
 /// A server that is listening.
 pub struct RunningServer {
@@ -17,33 +24,35 @@ pub struct RunningServer {
     /// The token created on the very first start, to be shown once.
     pub bootstrap_token: Option<String>,
     pub app: App,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets in-flight ones finish, and waits.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Stops accepting requests, lets in-flight ones finish, returns running imports to the
+    /// queue, and waits for all of it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
         self.task.await.context("server task panicked")?
     }
 }
 
-pub async fn open_app(args: &ServeArgs) -> anyhow::Result<App> {
-    let database_url = args.storage.database_url();
+/// Opens the catalog and blob store that `storage` names.
+pub async fn open_app(storage: &StorageArgs) -> anyhow::Result<App> {
+    let database_url = storage.database_url();
     tracing::info!(catalog = %catalog::redact_url(&database_url), "opening catalog");
     let catalog = catalog::open(&database_url).await?;
     tracing::info!(
         backend = catalog.backend(),
         "catalog ready, migrations applied"
     );
-    Ok(App::new(catalog))
+    let blobs = Blobs::from_url(&storage.blob_store()).context("cannot open the blob store")?;
+    tracing::info!(store = %blobs, "blob store ready");
+    Ok(App::new(catalog, blobs))
 }
 
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
-    let app = open_app(&args).await?;
+    let app = open_app(&args.storage).await?;
     let seeded = app.public_catalog_seed().await?;
     if seeded > 0 {
         tracing::info!(images = seeded, "public catalog seeded");
@@ -61,22 +70,38 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+
+    let stop = CancellationToken::new();
+    let workers_config = args.import.worker_config();
+    tracing::info!(
+        workers = workers_config.workers,
+        max_bytes = workers_config.limits.max_bytes,
+        private_networks = workers_config.limits.allow_private_networks,
+        "import workers starting"
+    );
+    let mut workers = import::spawn_workers(app.clone(), workers_config, stop.clone());
+    let sweep_every = Duration::from_secs(args.import.sweep_interval_secs.max(1));
+    let sweeper = import::spawn_sweeper(app.clone(), sweep_every, SWEEP_GRACE, stop.clone());
     tracing::info!(%addr, "listening");
-    let (stop, stopped) = oneshot::channel::<()>();
+
     let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let http_stop = stop.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
             .await
-            .context("HTTP server failed")
+            .context("HTTP server failed");
+        http_stop.cancel();
+        while workers.join_next().await.is_some() {}
+        let _ = sweeper.await;
+        tracing::info!("stopped");
+        served
     });
     Ok(RunningServer {
         addr,
         bootstrap_token,
         app,
-        stop: Some(stop),
+        stop,
         task,
     })
 }
@@ -94,10 +119,8 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow:
     let RunningServer { stop, mut task, .. } = server;
     tokio::select! {
         _ = shutdown => {
-            tracing::info!("shutting down: finishing requests in flight");
-            if let Some(stop) = stop {
-                let _ = stop.send(());
-            }
+            tracing::info!("shutting down: finishing requests in flight, returning imports to the queue");
+            stop.cancel();
             task.await.context("server task panicked")?
         }
         ended = &mut task => ended.context("server task panicked")?,

@@ -4,7 +4,7 @@ use super::{unix_now, validate, App, AppResult, Caller, Error};
 use crate::auth::Scope;
 use crate::catalog::{ImageChanges, ImageFilter, ImageRecord, NewImage, NewJob};
 use tidepool_api::{
-    Distribution, Image, ImageCreate, ImageStatus, ImageType, ImageUpdate, ListType,
+    Distribution, Image, ImageCreate, ImageStatus, ImageType, ImageUpdate, ImportProgress, ListType,
 };
 use time::format_description::well_known::Rfc3339;
 
@@ -148,8 +148,44 @@ impl App {
             .image_delete(id)
             .await?
             .ok_or(Error::NotFound)?;
-        tracing::info!(image_id = removed.id, "image deleted");
+        // An import in flight here stops at once and removes its partial upload; one running
+        // in another process notices at its next lease renewal.
+        let cancelled = self.running_imports().cancel(id);
+        if let Some(key) = &removed.blob_key {
+            // Should this fail, the orphan sweep removes the blob later.
+            if let Err(err) = self.blobs().delete(key).await {
+                tracing::warn!(
+                    image_id = id,
+                    "could not remove the image's blob yet: {err}"
+                );
+            }
+        }
+        tracing::info!(image_id = id, import_cancelled = cancelled, "image deleted");
         Ok(())
+    }
+
+    /// Progress of an image's import (a tidepool extension of the API).
+    pub async fn image_import_progress(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> AppResult<ImportProgress> {
+        caller.require(Scope::ImageRead)?;
+        let record = self.visible_image(caller, id).await?;
+        let (bytes_read, bytes_total) = match self.running_imports().progress(id) {
+            Some(live) => live,
+            None => match self.catalog().job_progress(id).await? {
+                Some(p) => (p.bytes_read, p.bytes_total),
+                None => (record.stored_bytes.unwrap_or(0), record.stored_bytes),
+            },
+        };
+        Ok(ImportProgress {
+            image_id: id as u64,
+            status: record.status,
+            bytes_read,
+            bytes_total,
+            error_message: record.error_message,
+        })
     }
 
     /// The image if the caller may see it; otherwise NotFound, so that another account's

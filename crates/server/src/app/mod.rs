@@ -11,7 +11,9 @@ pub use error::{AppResult, Error};
 pub use images::{ImagePage, ImageRef, ListParams};
 
 use crate::catalog::Catalog;
+use crate::import::RunningImports;
 use std::sync::Arc;
+use tidepool_import::Blobs;
 
 /// What the operations need, shared by every request.
 #[derive(Clone)]
@@ -21,21 +23,34 @@ pub struct App {
 
 struct Inner {
     catalog: Arc<dyn Catalog>,
+    blobs: Blobs,
     tokens: accounts::TokenCache,
+    running: RunningImports,
 }
 
 impl App {
-    pub fn new(catalog: Arc<dyn Catalog>) -> Self {
+    pub fn new(catalog: Arc<dyn Catalog>, blobs: Blobs) -> Self {
+        let inner = Inner {
+            catalog,
+            blobs,
+            tokens: accounts::TokenCache::default(),
+            running: RunningImports::default(),
+        };
         App {
-            inner: Arc::new(Inner {
-                catalog,
-                tokens: accounts::TokenCache::default(),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.inner.catalog
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.inner.blobs
+    }
+
+    pub fn running_imports(&self) -> &RunningImports {
+        &self.inner.running
     }
 }
 

@@ -94,6 +94,15 @@ pub async fn image_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+pub async fn image_import_progress(
+    State(state): State<HttpState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> HandlerResult {
+    let id = params::image_id(&path_id(path)?)?;
+    Ok(Json(state.app.image_import_progress(&caller, id).await?).into_response())
+}
+
 /// Only the links that make sense: `first`/`prev` after page 1, `next`/`last` before the last.
 fn page_links(base: &str, params: &ListParams, total: u64) -> Pages {
     let per_page = u64::from(params.per_page);

@@ -61,6 +61,11 @@ pub fn router(state: HttpState) -> Router {
                 .put(images::image_update)
                 .delete(images::image_delete),
         )
+        // A tidepool extension: DigitalOcean has no progress of an import.
+        .route(
+            "/v2/images/{image_id}/import",
+            get(images::image_import_progress),
+        )
         .fallback(images::not_found)
         .method_not_allowed_fallback(images::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

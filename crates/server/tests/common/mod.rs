@@ -23,6 +23,8 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut args = ServeArgs::with_data_dir(dir.path().to_path_buf());
         args.rate_limit_per_minute = 0;
+        // API tests look at images as created; the import tests turn workers on.
+        args.import.import_workers = Some(0);
         configure(&mut args);
         let server = server::start(args).await.expect("server starts");
         let token = server
