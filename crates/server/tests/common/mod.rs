@@ -110,3 +110,4 @@ pub fn ids(list: &Value) -> Vec<u64> {
         .map(|i| i["id"].as_u64().unwrap())
         .collect()
 }
+pub mod images;
