@@ -1,0 +1,172 @@
+//! A server killed in the middle of an import (SIGKILL: no chance to clean up) is restarted;
+//! the import is taken over once the dead worker's lease runs out and finishes cleanly.
+
+use axum::body::Body;
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IMAGE_LEN: usize = 4 << 20;
+
+fn image_bytes() -> Vec<u8> {
+    (0..IMAGE_LEN)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
+}
+
+/// Serves the image slowly (64 KiB every 40 ms, about 2.5 s in all) on 127.0.0.1.
+async fn slow_server() -> String {
+    let app = axum::Router::new().route(
+        "/disk.raw",
+        get(|| async {
+            let chunks: Vec<Vec<u8>> = image_bytes().chunks(64 << 10).map(<[u8]>::to_vec).collect();
+            let stream = futures::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                Ok::<_, std::io::Error>(c)
+            });
+            (
+                [("content-length", IMAGE_LEN.to_string())],
+                Body::from_stream(stream),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/disk.raw")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--import-allow-private-networks",
+        ])
+        .args(["--import-lease-secs", "2", "--import-workers", "1"])
+        .current_dir(dir)
+        .env("TIDEPOOL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The token the very first start prints.
+fn bootstrap_token(child: &mut Child) -> String {
+    let lines = BufReader::new(child.stdout.as_mut().unwrap()).lines();
+    for line in lines {
+        if let Some(t) = line
+            .unwrap()
+            .split_whitespace()
+            .find(|w| w.starts_with("dop_v1_"))
+        {
+            return t.to_owned();
+        }
+    }
+    panic!("no token printed")
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/v2/images")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = slow_server().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    let mut first = serve(dir.path(), port);
+    let token = bootstrap_token(&mut first);
+    wait_ready(&http, &base).await;
+    let created: Value = http
+        .post(format!("{base}/v2/images"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "crash", "url": url, "region": "nyc3"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["image"]["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p: Value = http
+            .get(format!("{base}/v2/images/{id}/import"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if p["bytes_read"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "import did not start: {p}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = serve(dir.path(), port);
+    wait_ready(&http, &base).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let image = loop {
+        let r: Value = http
+            .get(format!("{base}/v2/images/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let image = r["image"].clone();
+        if !matches!(image["status"].as_str(), Some("NEW" | "pending")) {
+            break image;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import never finished after restart: {image}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(image["status"], "available", "{image}");
+
+    // Exactly one complete blob, holding the image's bytes; the killed attempt left at most
+    // a staging file, which is not a blob and which the sweep removes later.
+    let blob_dir = dir.path().join(format!("tidepool-data/blobs/images/{id}"));
+    let blobs: Vec<_> = std::fs::read_dir(&blob_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().contains('#'))
+        .collect();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let stored = std::fs::read(blobs[0].path()).unwrap();
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(image_bytes()));
+}
