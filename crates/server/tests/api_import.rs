@@ -302,3 +302,44 @@ async fn the_sweep_removes_blobs_no_image_points_at() {
     assert!(!stray.exists() && !orphan_dir.join("leftover").exists());
     assert_eq!(stored_blobs(&s).len(), 1, "the image's own blob stays");
 }
+
+#[tokio::test]
+async fn stalled_truncated_and_overlong_downloads_fail_with_a_message() {
+    let base = serve(samples().clone()).await;
+    let cases = [
+        (format!("{base}/stall/disk.raw"), "stopped sending data"),
+        (
+            format!("{base}/truncated/disk.raw"),
+            "the download from the image URL failed",
+        ),
+        (
+            format!("{base}/slow/disk.vdi"),
+            "took longer than 1 seconds",
+        ),
+    ];
+    for (url, expected) in cases {
+        let s = importing_server(|a| {
+            a.import.import_stall_timeout_secs = 1;
+            a.import.import_max_attempts = 1;
+            if url.contains("/slow/") {
+                a.import.import_timeout_secs = 1;
+            }
+        })
+        .await;
+        let started = Instant::now();
+        let id = create(&s, &url).await;
+        let image = settle(&s, id).await;
+        assert_eq!(image["status"], "deleted", "{url}: {image}");
+        let message = image["error_message"].as_str().unwrap();
+        assert!(
+            !message.is_empty() && message.contains(expected),
+            "{url}: {message}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{url} took {:?}",
+            started.elapsed()
+        );
+        assert!(stored_blobs(&s).is_empty(), "{url}: {:?}", stored_blobs(&s));
+    }
+}

@@ -139,9 +139,14 @@ impl Worker {
             Ok(result) => result,
             Err(_) => {
                 cancel.cancel();
+                let limit = self.config.timeout.as_secs();
+                let limit = if limit < 120 {
+                    format!("{limit} seconds")
+                } else {
+                    format!("{} minutes", limit / 60)
+                };
                 Err(ImportError::Abort(format!(
-                    "the import took longer than {} minutes and was stopped",
-                    self.config.timeout.as_secs().div_ceil(60)
+                    "the import took longer than {limit} and was stopped"
                 )))
             }
         };

@@ -111,13 +111,46 @@ async fn slow(State(dir): State<PathBuf>, Path(name): Path<String>) -> Response 
         .into_response()
 }
 
+/// Half of the file, then silence with the connection held open.
+async fn stall(State(dir): State<PathBuf>, Path(name): Path<String>) -> Response {
+    let bytes = tokio::fs::read(dir.join(&name)).await.unwrap_or_default();
+    let len = bytes.len();
+    let half = bytes[..len / 2].to_vec();
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(half) })
+        .chain(futures::stream::pending());
+    (
+        [(header::CONTENT_LENGTH, len.to_string())],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Announces the whole length, sends half, and closes the connection.
+async fn truncated(State(dir): State<PathBuf>, Path(name): Path<String>) -> Response {
+    let bytes = tokio::fs::read(dir.join(&name)).await.unwrap_or_default();
+    let len = bytes.len();
+    let half = bytes[..len / 2].to_vec();
+    let stream = futures::stream::iter([
+        Ok::<_, std::io::Error>(half),
+        Err(std::io::Error::other("cut")),
+    ]);
+    (
+        [(header::CONTENT_LENGTH, len.to_string())],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 use futures::StreamExt;
 
-/// Serves `dir` at `/files/NAME` and, slowly, at `/slow/NAME`. Returns the base URL.
+/// Serves `dir` at `/files/NAME`, slowly at `/slow/NAME`, and broken at `/stall/NAME` and
+/// `/truncated/NAME`. Returns the base URL.
 pub async fn serve(dir: PathBuf) -> String {
     let app = axum::Router::new()
         .route("/files/{name}", get(file))
         .route("/slow/{name}", get(slow))
+        .route("/stall/{name}", get(stall))
+        .route("/truncated/{name}", get(truncated))
         .with_state(dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
