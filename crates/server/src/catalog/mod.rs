@@ -2,6 +2,7 @@
 //! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
 
 mod records;
+mod row;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;

@@ -1,23 +1,17 @@
 //! The embedded catalog: one SQLite file in the data directory, in WAL mode.
 
+use super::row::{join_regions, parse, record, records, IMAGE_COLUMNS};
 use super::*;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use std::str::FromStr;
 use std::time::Duration;
-use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region};
+use tidepool_api::Region;
 
 pub struct SqliteCatalog {
     pool: SqlitePool,
     /// SQLite is one process's file: a wake-up in memory reaches every worker there is.
     queued: Arc<tokio::sync::Notify>,
 }
-
-const IMAGE_COLUMNS: &str = "id, owner_id, name, distribution, slug, public, listing, regions, \
-    created_at, kind, min_disk_size, size_gigabytes, description, tags, status, error_message, \
-    source_url, format, virtual_size, stored_bytes, sha256, blob_key";
 
 impl SqliteCatalog {
     pub async fn open(path: &Path) -> CatalogResult<Self> {
@@ -64,64 +58,6 @@ impl SqliteCatalog {
         }
         Ok(())
     }
-}
-
-fn parse<T: FromStr>(what: &str, s: &str) -> CatalogResult<T> {
-    s.parse()
-        .map_err(|_| CatalogError::Corrupt(format!("{what} {s:?}")))
-}
-
-fn join_regions(regions: &[Region]) -> String {
-    regions
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    s.split(',').filter(|p| !p.is_empty())
-}
-
-fn image_from_row(row: &SqliteRow) -> CatalogResult<ImageRecord> {
-    let regions = split_list(row.try_get("regions")?)
-        .map(|r| parse::<Region>("region", r))
-        .collect::<CatalogResult<_>>()?;
-    let listing: Option<String> = row.try_get("listing")?;
-    Ok(ImageRecord {
-        id: row.try_get("id")?,
-        owner: row.try_get::<Option<i64>, _>("owner_id")?.map(AccountId),
-        name: row.try_get("name")?,
-        distribution: Distribution::from_name(row.try_get("distribution")?),
-        slug: row.try_get("slug")?,
-        public: row.try_get("public")?,
-        listing: listing
-            .map(|l| parse::<ListType>("listing", &l))
-            .transpose()?,
-        regions,
-        created_at: row.try_get("created_at")?,
-        kind: parse::<ImageType>("image type", row.try_get("kind")?)?,
-        min_disk_size: row
-            .try_get::<Option<i64>, _>("min_disk_size")?
-            .map(|v| v as u64),
-        size_gigabytes: row.try_get("size_gigabytes")?,
-        description: row.try_get("description")?,
-        tags: split_list(row.try_get("tags")?)
-            .map(str::to_owned)
-            .collect(),
-        status: parse::<ImageStatus>("status", row.try_get("status")?)?,
-        error_message: row.try_get("error_message")?,
-        source_url: row.try_get("source_url")?,
-        format: row.try_get("format")?,
-        virtual_size: row
-            .try_get::<Option<i64>, _>("virtual_size")?
-            .map(|v| v as u64),
-        stored_bytes: row
-            .try_get::<Option<i64>, _>("stored_bytes")?
-            .map(|v| v as u64),
-        sha256: row.try_get("sha256")?,
-        blob_key: row.try_get("blob_key")?,
-    })
 }
 
 fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter) {
@@ -249,20 +185,22 @@ impl Catalog for SqliteCatalog {
 
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(image_from_row).transpose()
+        record(
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE slug = ?");
-        let row = sqlx::query(&sql)
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(image_from_row).transpose()
+        record(
+            sqlx::query_as(&sql)
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
@@ -276,18 +214,13 @@ impl Catalog for SqliteCatalog {
             .push_bind(i64::from(filter.limit))
             .push(" OFFSET ")
             .push_bind(i64::try_from(filter.offset).unwrap_or(i64::MAX));
-        let rows = page.build().fetch_all(&self.pool).await?;
-        let images = rows
-            .iter()
-            .map(image_from_row)
-            .collect::<CatalogResult<_>>()?;
+        let images = records(page.build_query_as().fetch_all(&self.pool).await?)?;
         Ok((images, total as u64))
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE public = 1 ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(image_from_row).collect()
+        records(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
     }
 
     async fn image_update(
@@ -334,11 +267,12 @@ impl Catalog for SqliteCatalog {
 
     async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
         let sql = format!("DELETE FROM images WHERE id = ? RETURNING {IMAGE_COLUMNS}");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(image_from_row).transpose()
+        record(
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn job_claim(
