@@ -1,12 +1,14 @@
 //! The catalog: accounts, tokens, images and import jobs. One trait, chosen once at start-up
 //! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
 
+mod postgres;
 mod records;
 mod row;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;
 
+pub use postgres::PostgresCatalog;
 pub use records::*;
 pub use sqlite::SqliteCatalog;
 
@@ -114,10 +116,7 @@ pub async fn open(database_url: &str) -> CatalogResult<Arc<dyn Catalog>> {
         return Ok(Arc::new(catalog));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        return Err(CatalogError::Config(
-            "the PostgreSQL catalog is not built yet; use the embedded default (sqlite://PATH)"
-                .into(),
-        ));
+        return Ok(Arc::new(PostgresCatalog::open(database_url).await?));
     }
     Err(CatalogError::Config(format!(
         "unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",

@@ -1,6 +1,7 @@
 //! What both SQL backends read and write: one row type for images, decoded the same way.
 
-use super::{AccountId, CatalogError, CatalogResult, ImageRecord};
+use super::{AccountId, CatalogError, CatalogResult, ImageChanges, ImageFilter, ImageRecord};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use std::str::FromStr;
 use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region};
 
@@ -98,4 +99,67 @@ pub(super) fn records(rows: Vec<ImageRow>) -> CatalogResult<Vec<ImageRecord>> {
 
 pub(super) fn record(row: Option<ImageRow>) -> CatalogResult<Option<ImageRecord>> {
     row.map(ImageRecord::try_from).transpose()
+}
+
+/// The WHERE clause of a list: what the viewer may see, minus what lists never show, narrowed
+/// by the filters.
+pub(super) fn push_filter<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, f: &ImageFilter)
+where
+    i64: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+{
+    q.push(" WHERE status NOT IN ('deleted', 'retired') AND (public = TRUE OR owner_id = ")
+        .push_bind(f.viewer.0)
+        .push(")");
+    if f.private_only {
+        q.push(" AND owner_id = ").push_bind(f.viewer.0);
+    }
+    if let Some(listing) = f.listing {
+        q.push(" AND public = TRUE AND listing = ")
+            .push_bind(listing.as_str().to_owned());
+    }
+    if let Some(tag) = &f.tag {
+        q.push(" AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.tag = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
+}
+
+/// The `, column = value` list of an UPDATE for the fields `changes` sets.
+pub(super) fn push_changes<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, changes: &ImageChanges)
+where
+    String: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+{
+    let owned = |s: &str| s.to_owned();
+    if let Some(name) = &changes.name {
+        q.push(", name = ").push_bind(name.clone());
+    }
+    if let Some(d) = changes.distribution {
+        q.push(", distribution = ").push_bind(owned(d.as_str()));
+    }
+    if let Some(desc) = &changes.description {
+        q.push(", description = ").push_bind(desc.clone());
+    }
+    if let Some(s) = changes.status {
+        q.push(", status = ").push_bind(owned(s.as_str()));
+    }
+    if let Some(r) = &changes.regions {
+        q.push(", regions = ").push_bind(join_regions(r));
+    }
+    if let Some(slug) = &changes.slug {
+        q.push(", slug = ").push_bind(slug.clone());
+    }
+    if let Some(listing) = &changes.listing {
+        q.push(", listing = ")
+            .push_bind(listing.map(|l| owned(l.as_str())));
+    }
+    if let Some(v) = changes.min_disk_size {
+        q.push(", min_disk_size = ").push_bind(v.map(|v| v as i64));
+    }
+    if let Some(v) = changes.size_gigabytes {
+        q.push(", size_gigabytes = ").push_bind(v);
+    }
 }

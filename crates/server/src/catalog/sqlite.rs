@@ -1,7 +1,8 @@
 //! The embedded catalog: one SQLite file in the data directory, in WAL mode.
 
-use super::row::{join_regions, parse, record, records, IMAGE_COLUMNS};
+use super::row::{join_regions, parse, push_changes, push_filter, record, records, IMAGE_COLUMNS};
 use super::*;
+use crate::app::unix_now;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::time::Duration;
@@ -60,24 +61,6 @@ impl SqliteCatalog {
     }
 }
 
-fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter) {
-    q.push(" WHERE status NOT IN ('deleted', 'retired') AND (public = 1 OR owner_id = ")
-        .push_bind(f.viewer.0)
-        .push(")");
-    if f.private_only {
-        q.push(" AND owner_id = ").push_bind(f.viewer.0);
-    }
-    if let Some(listing) = f.listing {
-        q.push(" AND public = 1 AND listing = ")
-            .push_bind(listing.as_str());
-    }
-    if let Some(tag) = &f.tag {
-        q.push(" AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.tag = ")
-            .push_bind(tag.clone())
-            .push(")");
-    }
-}
-
 #[async_trait]
 impl Catalog for SqliteCatalog {
     fn backend(&self) -> &'static str {
@@ -87,7 +70,7 @@ impl Catalog for SqliteCatalog {
     async fn account_ensure(&self, name: &str) -> CatalogResult<AccountId> {
         sqlx::query("INSERT OR IGNORE INTO accounts (name, created_at) VALUES (?, ?)")
             .bind(name)
-            .bind(now())
+            .bind(unix_now())
             .execute(&self.pool)
             .await?;
         let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
@@ -109,7 +92,7 @@ impl Catalog for SqliteCatalog {
         .bind(account.0)
         .bind(secret_hash)
         .bind(scopes.to_string())
-        .bind(now())
+        .bind(unix_now())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -170,7 +153,7 @@ impl Catalog for SqliteCatalog {
             .bind(id)
             .bind(&job.url)
             .bind(job.region.as_str())
-            .bind(now())
+            .bind(unix_now())
             .execute(&mut *tx)
             .await?;
         }
@@ -229,34 +212,7 @@ impl Catalog for SqliteCatalog {
         changes: &ImageChanges,
     ) -> CatalogResult<Option<ImageRecord>> {
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE images SET id = id");
-        if let Some(name) = &changes.name {
-            q.push(", name = ").push_bind(name.clone());
-        }
-        if let Some(d) = changes.distribution {
-            q.push(", distribution = ").push_bind(d.as_str());
-        }
-        if let Some(desc) = &changes.description {
-            q.push(", description = ").push_bind(desc.clone());
-        }
-        if let Some(s) = changes.status {
-            q.push(", status = ").push_bind(s.as_str());
-        }
-        if let Some(r) = &changes.regions {
-            q.push(", regions = ").push_bind(join_regions(r));
-        }
-        if let Some(slug) = &changes.slug {
-            q.push(", slug = ").push_bind(slug.clone());
-        }
-        if let Some(listing) = &changes.listing {
-            q.push(", listing = ")
-                .push_bind(listing.map(|l| l.as_str()));
-        }
-        if let Some(v) = changes.min_disk_size {
-            q.push(", min_disk_size = ").push_bind(v.map(|v| v as i64));
-        }
-        if let Some(v) = changes.size_gigabytes {
-            q.push(", size_gigabytes = ").push_bind(v);
-        }
+        push_changes(&mut q, changes);
         q.push(" WHERE id = ").push_bind(id);
         let done = q.build().execute(&self.pool).await?;
         if done.rows_affected() == 0 {
@@ -462,8 +418,4 @@ impl Catalog for SqliteCatalog {
         .await?;
         Ok(())
     }
-}
-
-pub(crate) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }

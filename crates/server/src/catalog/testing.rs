@@ -362,3 +362,47 @@ pub async fn job_suite(c: Arc<dyn Catalog>) {
         (ImageStatus::Deleted, "qcow2 image refers to a backing file")
     );
 }
+
+/// The PostgreSQL server tests may use, from `TIDEPOOL_TEST_DATABASE_URL`
+/// (e.g. `postgres://postgres@127.0.0.1:5432/test`). None, with a visible notice, when unset.
+pub fn postgres_admin_url(test: &str) -> Option<String> {
+    match std::env::var("TIDEPOOL_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED {test}: set TIDEPOOL_TEST_DATABASE_URL=postgres://… to run it against PostgreSQL");
+            None
+        }
+    }
+}
+
+/// A new, empty database on the test server, so that tests running at once never meet.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let pid = std::process::id();
+    let name = format!("tidepool_test_{pid}_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    // Databases of test processes that are gone are dropped, so runs do not pile them up.
+    let existing: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tidepool_test_%'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    for db in existing {
+        let owner = db.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if owner.is_some_and(|p| p != pid && !std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(admin_url).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
