@@ -1,13 +1,12 @@
 //! Tokens, scopes, rate limits, request ids and the error envelope.
 
 mod common;
-use common::{error_body, TestServer};
+use common::{error_body, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test]
-async fn requests_without_a_valid_token_are_401() {
-    let s = TestServer::start().await;
+async fn requests_without_a_valid_token_are_401(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let url = format!("{}/v2/images", s.base);
     let r = s.http.get(&url).send().await.unwrap();
     assert_eq!(
@@ -40,9 +39,8 @@ async fn requests_without_a_valid_token_are_401() {
     assert_eq!(r.status(), 200, "the scheme is case-insensitive");
 }
 
-#[tokio::test]
-async fn each_operation_needs_its_scope() {
-    let s = TestServer::start().await;
+async fn each_operation_needs_its_scope(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let id = s.create("x", &[]).await["id"].as_u64().unwrap();
     let read_only = s.token("default", "image:read").await;
     assert_eq!(
@@ -104,9 +102,8 @@ async fn each_operation_needs_its_scope() {
     );
 }
 
-#[tokio::test]
-async fn tags_need_the_tag_create_scope() {
-    let s = TestServer::start().await;
+async fn tags_need_the_tag_create_scope(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let no_tags = s.token("default", "image:read,image:create").await;
     let body =
         json!({"name": "n", "url": "http://127.0.0.1:9/n.img", "region": "nyc3", "tags": ["web"]});
@@ -128,9 +125,8 @@ async fn tags_need_the_tag_create_scope() {
     assert_eq!(r.status(), 202);
 }
 
-#[tokio::test]
-async fn every_answer_carries_rate_limit_headers_and_a_request_id() {
-    let s = TestServer::start().await;
+async fn every_answer_carries_rate_limit_headers_and_a_request_id(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let answers = [
         s.get("/v2/images").await,
         s.get("/v2/images/999999").await,
@@ -159,9 +155,8 @@ async fn every_answer_carries_rate_limit_headers_and_a_request_id() {
     assert_eq!(r.headers()["ratelimit-limit"], "5000");
 }
 
-#[tokio::test]
-async fn a_token_over_its_limit_gets_429_with_retry_after() {
-    let s = TestServer::start_with(|a| a.rate_limit_per_hour = 3).await;
+async fn a_token_over_its_limit_gets_429_with_retry_after(backend: Backend) {
+    let s = TestServer::start_on(backend, |a| a.rate_limit_per_hour = 3).await;
     let mut remaining = vec![];
     for _ in 0..3 {
         let r = s.get("/v2/images").await;
@@ -228,10 +223,18 @@ async fn the_bootstrap_token_is_created_once_and_stored_hashed() {
     }
 }
 
-#[tokio::test]
-async fn unknown_paths_and_methods_get_json_errors() {
-    let s = TestServer::start().await;
+async fn unknown_paths_and_methods_get_json_errors(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     error_body(s.get("/v2/droplets").await, 404, "not_found").await;
     let r = s.req(Method::PATCH, "/v2/images/1").send().await.unwrap();
     error_body(r, 405, "method_not_allowed").await;
 }
+
+on_every_backend!(
+    requests_without_a_valid_token_are_401,
+    each_operation_needs_its_scope,
+    tags_need_the_tag_create_scope,
+    every_answer_carries_rate_limit_headers_and_a_request_id,
+    a_token_over_its_limit_gets_429_with_retry_after,
+    unknown_paths_and_methods_get_json_errors,
+);

@@ -1,7 +1,7 @@
 //! GET, POST, PUT and DELETE of single images: shapes, ownership, validation.
 
 mod common;
-use common::{error_body, TestServer};
+use common::{error_body, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tidepool_api::{Distribution, ImageStatus, ImageType};
@@ -22,9 +22,8 @@ fn is_rfc3339_utc_seconds(s: &str) -> bool {
             .all(|(i, c)| [4, 7, 10, 13, 16, 19].contains(&i) || c.is_ascii_digit())
 }
 
-#[tokio::test]
-async fn create_answers_202_with_a_new_custom_image() {
-    let s = TestServer::start().await;
+async fn create_answers_202_with_a_new_custom_image(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let body = json!({"name": "ubuntu-18.04-minimal", "url": "http://127.0.0.1:9/u.img", "region": "nyc3",
         "distribution": "Ubuntu", "description": "Cloud-optimized", "tags": ["base-image", "prod"]});
     let r = s
@@ -76,9 +75,8 @@ async fn create_answers_202_with_a_new_custom_image() {
     assert_eq!(fetched["image"], image, "GET returns what POST did");
 }
 
-#[tokio::test]
-async fn unknown_distribution_is_stored_as_unknown() {
-    let s = TestServer::start().await;
+async fn unknown_distribution_is_stored_as_unknown(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let body = json!({"name": "x", "url": "https://127.0.0.1:9/x.img", "region": "ams3", "distribution": "Plan 9"});
     let r = s
         .req(Method::POST, "/v2/images")
@@ -93,9 +91,8 @@ async fn unknown_distribution_is_stored_as_unknown() {
     );
 }
 
-#[tokio::test]
-async fn bad_create_bodies_get_a_clear_4xx_and_store_nothing() {
-    let s = TestServer::start().await;
+async fn bad_create_bodies_get_a_clear_4xx_and_store_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let before = s.get_json("/v2/images?private=true").await["meta"]["total"].clone();
     let ok = json!({"name": "n", "url": "http://127.0.0.1:9/n.img", "region": "nyc3"});
     let without = |field: &str| {
@@ -166,9 +163,8 @@ async fn bad_create_bodies_get_a_clear_4xx_and_store_nothing() {
     assert_eq!(before, after, "nothing was stored");
 }
 
-#[tokio::test]
-async fn create_tolerates_what_clients_send() {
-    let s = TestServer::start().await;
+async fn create_tolerates_what_clients_send(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     // No content type (curl -d), null tags, null description, unknown fields.
     let raw = r#"{"name":"n","url":"http://127.0.0.1:9/n.img","region":"sfo3","tags":null,"description":null,"extra":1}"#;
     let r = s
@@ -185,9 +181,8 @@ async fn create_tolerates_what_clients_send() {
     );
 }
 
-#[tokio::test]
-async fn another_accounts_private_image_is_indistinguishable_from_a_missing_one() {
-    let s = TestServer::start().await;
+async fn another_accounts_private_image_is_indistinguishable_from_a_missing_one(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let bob = s
         .token("bob", "image:read,image:create,image:update,image:delete")
         .await;
@@ -223,9 +218,8 @@ async fn another_accounts_private_image_is_indistinguishable_from_a_missing_one(
     );
 }
 
-#[tokio::test]
-async fn get_by_slug_finds_public_images_only() {
-    let s = TestServer::start().await;
+async fn get_by_slug_finds_public_images_only(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let by_slug = s.get_json("/v2/images/ubuntu-24-04-x64").await["image"].clone();
     assert_eq!(by_slug["slug"], "ubuntu-24-04-x64");
     assert_eq!(by_slug["public"], true);
@@ -241,9 +235,8 @@ async fn get_by_slug_finds_public_images_only() {
     error_body(r, 404, "not_found").await;
 }
 
-#[tokio::test]
-async fn update_changes_name_and_custom_fields() {
-    let s = TestServer::start().await;
+async fn update_changes_name_and_custom_fields(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let id = s.create("before", &[]).await["id"].as_u64().unwrap();
     let r = s
         .req(Method::PUT, &format!("/v2/images/{id}"))
@@ -291,9 +284,8 @@ async fn update_changes_name_and_custom_fields() {
     error_body(r, 400, "bad_request").await;
 }
 
-#[tokio::test]
-async fn description_and_distribution_change_on_custom_images_only() {
-    let s = TestServer::start().await;
+async fn description_and_distribution_change_on_custom_images_only(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     // An account's own snapshot (tidepool makes none itself; an operator could import one).
     let account = s
         .server
@@ -337,9 +329,8 @@ async fn description_and_distribution_change_on_custom_images_only() {
     );
 }
 
-#[tokio::test]
-async fn public_images_cannot_be_changed_or_deleted_by_an_account() {
-    let s = TestServer::start().await;
+async fn public_images_cannot_be_changed_or_deleted_by_an_account(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let id = s.get_json("/v2/images/debian-12-x64").await["image"]["id"]
         .as_u64()
         .unwrap();
@@ -362,9 +353,8 @@ async fn public_images_cannot_be_changed_or_deleted_by_an_account() {
     );
 }
 
-#[tokio::test]
-async fn delete_answers_204_and_the_image_is_gone() {
-    let s = TestServer::start().await;
+async fn delete_answers_204_and_the_image_is_gone(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let id = s.create("doomed", &["t1"]).await["id"].as_u64().unwrap();
     let r = s
         .req(Method::DELETE, &format!("/v2/images/{id}"))
@@ -389,3 +379,16 @@ async fn delete_answers_204_and_the_image_is_gone() {
         .unwrap();
     assert!(error_body(r, 400, "bad_request").await.contains("image_id"));
 }
+
+on_every_backend!(
+    create_answers_202_with_a_new_custom_image,
+    unknown_distribution_is_stored_as_unknown,
+    bad_create_bodies_get_a_clear_4xx_and_store_nothing,
+    create_tolerates_what_clients_send,
+    another_accounts_private_image_is_indistinguishable_from_a_missing_one,
+    get_by_slug_finds_public_images_only,
+    update_changes_name_and_custom_fields,
+    description_and_distribution_change_on_custom_images_only,
+    public_images_cannot_be_changed_or_deleted_by_an_account,
+    delete_answers_204_and_the_image_is_gone,
+);

@@ -3,6 +3,7 @@
 
 mod common;
 use common::images::{qemu_info, samples, serve};
+use common::Backend;
 use common::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -10,9 +11,10 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
 async fn importing_server(
+    backend: Backend,
     configure: impl FnOnce(&mut tidepool_server::config::ServeArgs),
 ) -> TestServer {
-    TestServer::start_with(|a| {
+    TestServer::start_on(backend, |a| {
         a.import.import_workers = Some(2);
         a.import.import_allow_private_networks = true;
         configure(a);
@@ -65,9 +67,8 @@ fn stored_blobs(s: &TestServer) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test]
-async fn every_format_imports_plain_gzip_and_bzip2() {
-    let s = importing_server(|_| {}).await;
+async fn every_format_imports_plain_gzip_and_bzip2(backend: Backend) {
+    let s = importing_server(backend, |_| {}).await;
     let dir = samples();
     let base = serve(dir.clone()).await;
     for fmt in ["raw", "qcow2", "vhdx", "vdi", "vmdk"] {
@@ -117,8 +118,7 @@ async fn every_format_imports_plain_gzip_and_bzip2() {
     }
 }
 
-#[tokio::test]
-async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes() {
+async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes(backend: Backend) {
     let base = serve(samples().clone()).await;
     let cases = [
         (
@@ -143,7 +143,10 @@ async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes() {
         ),
     ];
     for (limit, url, expected) in cases {
-        let s = importing_server(|a| a.import.import_max_bytes = limit.unwrap_or(100 << 30)).await;
+        let s = importing_server(backend, |a| {
+            a.import.import_max_bytes = limit.unwrap_or(100 << 30)
+        })
+        .await;
         let id = create(&s, &url).await;
         let image = settle(&s, id).await;
         assert_eq!(image["status"], "deleted", "{url}");
@@ -159,9 +162,8 @@ async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes() {
     }
 }
 
-#[tokio::test]
-async fn private_addresses_are_refused_unless_the_operator_allows_them() {
-    let s = TestServer::start_with(|a| a.import.import_workers = Some(1)).await;
+async fn private_addresses_are_refused_unless_the_operator_allows_them(backend: Backend) {
+    let s = TestServer::start_on(backend, |a| a.import.import_workers = Some(1)).await;
     let base = serve(samples().clone()).await;
     let id = create(&s, &format!("{base}/files/disk.raw")).await;
     let image = settle(&s, id).await;
@@ -177,9 +179,8 @@ async fn private_addresses_are_refused_unless_the_operator_allows_them() {
     assert_eq!(settle(&s, id).await["status"], "deleted");
 }
 
-#[tokio::test]
-async fn progress_is_visible_while_pending_and_delete_cancels_the_import() {
-    let s = importing_server(|_| {}).await;
+async fn progress_is_visible_while_pending_and_delete_cancels_the_import(backend: Backend) {
+    let s = importing_server(backend, |_| {}).await;
     let base = serve(samples().clone()).await;
     let id = create(&s, &format!("{base}/slow/disk.raw")).await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -218,9 +219,8 @@ async fn progress_is_visible_while_pending_and_delete_cancels_the_import() {
     }
 }
 
-#[tokio::test]
-async fn deleting_an_available_image_removes_its_bytes() {
-    let s = importing_server(|_| {}).await;
+async fn deleting_an_available_image_removes_its_bytes(backend: Backend) {
+    let s = importing_server(backend, |_| {}).await;
     let base = serve(samples().clone()).await;
     let id = create(&s, &format!("{base}/files/disk.qcow2")).await;
     assert_eq!(settle(&s, id).await["status"], "available");
@@ -284,9 +284,8 @@ async fn shutdown_returns_running_imports_to_the_queue_and_a_restart_finishes_th
     second.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_sweep_removes_blobs_no_image_points_at() {
-    let s = importing_server(|_| {}).await;
+async fn the_sweep_removes_blobs_no_image_points_at(backend: Backend) {
+    let s = importing_server(backend, |_| {}).await;
     let base = serve(samples().clone()).await;
     let id = create(&s, &format!("{base}/files/disk.raw")).await;
     assert_eq!(settle(&s, id).await["status"], "available");
@@ -303,8 +302,7 @@ async fn the_sweep_removes_blobs_no_image_points_at() {
     assert_eq!(stored_blobs(&s).len(), 1, "the image's own blob stays");
 }
 
-#[tokio::test]
-async fn stalled_truncated_and_overlong_downloads_fail_with_a_message() {
+async fn stalled_truncated_and_overlong_downloads_fail_with_a_message(backend: Backend) {
     let base = serve(samples().clone()).await;
     let cases = [
         (format!("{base}/stall/disk.raw"), "stopped sending data"),
@@ -318,7 +316,7 @@ async fn stalled_truncated_and_overlong_downloads_fail_with_a_message() {
         ),
     ];
     for (url, expected) in cases {
-        let s = importing_server(|a| {
+        let s = importing_server(backend, |a| {
             a.import.import_stall_timeout_secs = 1;
             a.import.import_max_attempts = 1;
             if url.contains("/slow/") {
@@ -343,3 +341,13 @@ async fn stalled_truncated_and_overlong_downloads_fail_with_a_message() {
         assert!(stored_blobs(&s).is_empty(), "{url}: {:?}", stored_blobs(&s));
     }
 }
+
+on_every_backend!(
+    every_format_imports_plain_gzip_and_bzip2,
+    refused_images_end_deleted_with_a_message_and_leave_no_bytes,
+    private_addresses_are_refused_unless_the_operator_allows_them,
+    progress_is_visible_while_pending_and_delete_cancels_the_import,
+    deleting_an_available_image_removes_its_bytes,
+    the_sweep_removes_blobs_no_image_points_at,
+    stalled_truncated_and_overlong_downloads_fail_with_a_message,
+);

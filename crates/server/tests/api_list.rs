@@ -1,12 +1,11 @@
 //! GET /v2/images: visibility, filters, pagination, links and meta.
 
 mod common;
-use common::{ids, TestServer};
+use common::{ids, Backend, TestServer};
 use serde_json::Value;
 
-#[tokio::test]
-async fn list_holds_own_images_and_every_public_one_by_id() {
-    let s = TestServer::start().await;
+async fn list_holds_own_images_and_every_public_one_by_id(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let other = s.token("bob", "image:read,image:create,tag:create").await;
     let mine = s.create("mine", &[]).await;
     let theirs = s.create_as(&other, "theirs", &[]).await;
@@ -33,9 +32,8 @@ async fn list_holds_own_images_and_every_public_one_by_id() {
     assert_eq!(listed, sorted, "stable order by id");
 }
 
-#[tokio::test]
-async fn filters_select_and_combine() {
-    let s = TestServer::start().await;
+async fn filters_select_and_combine(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     let a = s.create("a", &["web", "prod"]).await["id"]
         .as_u64()
         .unwrap();
@@ -77,9 +75,8 @@ async fn filters_select_and_combine() {
     );
 }
 
-#[tokio::test]
-async fn pages_carry_links_that_make_sense_and_the_full_total() {
-    let s = TestServer::start().await;
+async fn pages_carry_links_that_make_sense_and_the_full_total(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     for n in 0..5 {
         s.create(&format!("img{n}"), &["paged"]).await;
     }
@@ -138,10 +135,11 @@ async fn pages_carry_links_that_make_sense_and_the_full_total() {
     assert_eq!(beyond["meta"]["total"], 5);
 }
 
-#[tokio::test]
-async fn public_url_sets_the_base_of_links() {
-    let s =
-        TestServer::start_with(|a| a.public_url = Some("https://images.example.com/".into())).await;
+async fn public_url_sets_the_base_of_links(backend: Backend) {
+    let s = TestServer::start_on(backend, |a| {
+        a.public_url = Some("https://images.example.com/".into())
+    })
+    .await;
     let list = s.get_json("/v2/images?per_page=1").await;
     let next = list["links"]["pages"]["next"].as_str().unwrap();
     assert!(
@@ -150,9 +148,8 @@ async fn public_url_sets_the_base_of_links() {
     );
 }
 
-#[tokio::test]
-async fn bad_list_parameters_are_named_and_empty_ones_ignored() {
-    let s = TestServer::start().await;
+async fn bad_list_parameters_are_named_and_empty_ones_ignored(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
     for (query, field) in [
         ("per_page=0", "per_page"),
         ("per_page=201", "per_page"),
@@ -177,3 +174,11 @@ async fn bad_list_parameters_are_named_and_empty_ones_ignored() {
         "defaults to 20 per page"
     );
 }
+
+on_every_backend!(
+    list_holds_own_images_and_every_public_one_by_id,
+    filters_select_and_combine,
+    pages_carry_links_that_make_sense_and_the_full_total,
+    public_url_sets_the_base_of_links,
+    bad_list_parameters_are_named_and_empty_ones_ignored,
+);

@@ -3,7 +3,36 @@
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
+use tidepool_server::catalog::testing;
 use tidepool_server::config::ServeArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn NAME(backend: Backend)` as two tests, `sqlite::NAME` and
+/// `postgres::NAME`; the PostgreSQL one says SKIPPED when no server is configured.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::common::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if tidepool_server::catalog::testing::postgres_admin_url(stringify!($name)).is_some() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            })*
+        }
+    };
+}
 use tidepool_server::server::{self, RunningServer};
 
 pub struct TestServer {
@@ -20,8 +49,17 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> Self {
+        Self::start_on(Backend::Sqlite, configure).await
+    }
+
+    /// A server on the given catalog backend; PostgreSQL gets a fresh database of its own.
+    pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut args = ServeArgs::with_data_dir(dir.path().to_path_buf());
+        if backend == Backend::Postgres {
+            let admin = testing::postgres_admin_url("api").expect("TIDEPOOL_TEST_DATABASE_URL");
+            args.storage.database_url = Some(testing::fresh_postgres_database(&admin).await);
+        }
         args.rate_limit_per_minute = 0;
         // API tests look at images as created; the import tests turn workers on.
         args.import.import_workers = Some(0);
