@@ -184,6 +184,14 @@ impl Blobs {
         }
     }
 
+    /// Asks the store for a listing, so that a missing bucket, wrong credentials or an
+    /// unreachable endpoint are found at start-up rather than at the first import. (A HEAD would
+    /// not do: without a body, S3's "no such bucket" looks like "no such key".)
+    pub async fn check(&self) -> Result<(), BlobError> {
+        self.store.list_with_delimiter(None).await?;
+        Ok(())
+    }
+
     /// The size of `key`, or `None` if it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
         match self.store.head(&parse_key(key)?).await {

@@ -47,6 +47,10 @@ pub async fn open_app(storage: &StorageArgs) -> anyhow::Result<App> {
         "catalog ready, migrations applied"
     );
     let blobs = Blobs::from_url(&storage.blob_store()).context("cannot open the blob store")?;
+    blobs
+        .check()
+        .await
+        .with_context(|| format!("cannot use the blob store {blobs}"))?;
     tracing::info!(store = %blobs, "blob store ready");
     Ok(App::new(catalog, blobs))
 }
