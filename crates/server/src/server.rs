@@ -4,7 +4,8 @@
 use crate::app::App;
 use crate::catalog;
 use crate::config::{ServeArgs, StorageArgs};
-use crate::http::{self, rate_limit::RateLimiter, HttpState};
+use crate::http::rate_limit::{self, RateLimiter};
+use crate::http::{self, HttpState};
 use crate::import;
 use anyhow::Context;
 use std::future::Future;
@@ -62,12 +63,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         tracing::info!(images = seeded, "public catalog seeded");
     }
     let bootstrap_token = app.bootstrap_token().await?;
+    let limiter = Arc::new(RateLimiter::new(
+        args.rate_limit_per_hour,
+        args.rate_limit_per_minute,
+    ));
     let state = HttpState {
         app: app.clone(),
-        limiter: Arc::new(RateLimiter::new(
-            args.rate_limit_per_hour,
-            args.rate_limit_per_minute,
-        )),
+        limiter: limiter.clone(),
         public_url: args.public_url.clone(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -85,6 +87,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     );
     let mut workers = import::spawn_workers(app.clone(), workers_config, stop.clone());
     let sweep_every = Duration::from_secs(args.import.sweep_interval_secs.max(1));
+    let rate_sync = rate_limit::spawn_sync(limiter, app.catalog().clone(), stop.clone());
     let sweeper = import::spawn_sweeper(app.clone(), sweep_every, SWEEP_GRACE, stop.clone());
     tracing::info!(%addr, "listening");
 
@@ -98,6 +101,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         http_stop.cancel();
         while workers.join_next().await.is_some() {}
         let _ = sweeper.await;
+        let _ = rate_sync.await;
         tracing::info!("stopped");
         served
     });

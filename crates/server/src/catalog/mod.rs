@@ -13,6 +13,7 @@ pub use records::*;
 pub use sqlite::SqliteCatalog;
 
 use crate::auth::Scopes;
+use crate::http::rate_limit::SharedCount;
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -103,6 +104,18 @@ pub trait Catalog: Send + Sync + 'static {
     async fn job_exists(&self, image_id: i64) -> CatalogResult<bool>;
     /// Wakes when a job may have been queued (a hint; claimers also poll).
     fn job_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Adds this replica's new rate-limit counts to the shared ones and returns the shared
+    /// totals of `keys` since `since_minute`. `None`: the catalog serves one process only
+    /// (SQLite), so there is nothing to share.
+    async fn rate_counts_sync(
+        &self,
+        _deltas: &[SharedCount],
+        _keys: &[String],
+        _since_minute: i64,
+    ) -> CatalogResult<Option<Vec<SharedCount>>> {
+        Ok(None)
+    }
 
     async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()>;

@@ -18,53 +18,88 @@ pub struct Verdict {
     pub retry_after: u64,
 }
 
+/// One minute of one key's requests.
+#[derive(Clone, Copy)]
+struct Bucket {
+    minute: i64,
+    /// Requests this process admitted.
+    own: u32,
+    /// Of `own`, how many the shared store already counts.
+    flushed: u32,
+    /// Requests other replicas admitted, as of the last sync.
+    others: u32,
+}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        minute: i64::MIN,
+        own: 0,
+        flushed: 0,
+        others: 0,
+    };
+
+    fn count(&self) -> u32 {
+        self.own + self.others
+    }
+}
+
 #[derive(Clone)]
 struct Window {
-    /// (minute since the epoch, requests in that minute), indexed by minute % 60.
-    buckets: [(i64, u32); 60],
+    /// Indexed by minute % 60.
+    buckets: [Bucket; 60],
 }
 
 impl Default for Window {
     fn default() -> Self {
         Window {
-            buckets: [(i64::MIN, 0); 60],
+            buckets: [Bucket::EMPTY; 60],
         }
     }
 }
 
 impl Window {
-    fn count_hour(&self, minute: i64) -> u32 {
+    fn live(&self, minute: i64) -> impl Iterator<Item = &Bucket> {
         self.buckets
             .iter()
-            .filter(|(m, _)| *m > minute - 60)
-            .map(|(_, n)| n)
-            .sum()
+            .filter(move |b| b.minute > minute - 60 && b.minute <= minute)
+    }
+
+    fn count_hour(&self, minute: i64) -> u32 {
+        self.live(minute).map(Bucket::count).sum()
     }
 
     fn count_minute(&self, minute: i64) -> u32 {
-        let (m, n) = self.buckets[minute.rem_euclid(60) as usize];
-        if m == minute {
-            n
-        } else {
-            0
-        }
+        self.live(minute)
+            .filter(|b| b.minute == minute)
+            .map(Bucket::count)
+            .sum()
     }
 
     fn oldest_minute(&self, minute: i64) -> Option<i64> {
-        self.buckets
-            .iter()
-            .filter(|(m, n)| *m > minute - 60 && *n > 0)
-            .map(|(m, _)| *m)
+        self.live(minute)
+            .filter(|b| b.count() > 0)
+            .map(|b| b.minute)
             .min()
     }
 
-    fn add(&mut self, minute: i64) {
+    fn slot(&mut self, minute: i64) -> &mut Bucket {
         let slot = &mut self.buckets[minute.rem_euclid(60) as usize];
-        if slot.0 != minute {
-            *slot = (minute, 0);
+        if slot.minute != minute {
+            *slot = Bucket {
+                minute,
+                ..Bucket::EMPTY
+            };
         }
-        slot.1 += 1;
+        slot
     }
+}
+
+/// Counts to add to, or read from, the store that replicas share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCount {
+    pub key: String,
+    pub minute: i64,
+    pub count: i64,
 }
 
 pub struct RateLimiter {
@@ -100,7 +135,7 @@ impl RateLimiter {
         let over_minute = self.per_minute > 0 && in_minute >= self.per_minute;
         let allowed = !over_hour && !over_minute;
         if allowed {
-            window.add(minute);
+            window.slot(minute).own += 1;
         }
         let used = hour + u32::from(allowed);
         let oldest = window.oldest_minute(minute).unwrap_or(minute);
@@ -127,6 +162,83 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// What this process admitted since the last sync, to add to the shared counts.
+    pub fn take_deltas(&self, now: i64) -> Vec<SharedCount> {
+        let minute = now.div_euclid(60);
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut deltas = vec![];
+        for (key, window) in windows.iter_mut() {
+            for b in window.buckets.iter_mut().filter(|b| b.minute > minute - 60) {
+                if b.own > b.flushed {
+                    deltas.push(SharedCount {
+                        key: key.clone(),
+                        minute: b.minute,
+                        count: i64::from(b.own - b.flushed),
+                    });
+                    b.flushed = b.own;
+                }
+            }
+        }
+        deltas
+    }
+
+    /// Keys with requests in the last hour: those whose shared counts matter here.
+    pub fn active_keys(&self, now: i64) -> Vec<String> {
+        let minute = now.div_euclid(60);
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .iter()
+            .filter(|(_, w)| w.count_hour(minute) > 0)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Takes in the shared totals (every replica's requests, this one's flushed ones included).
+    pub fn apply_totals(&self, totals: &[SharedCount]) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        for total in totals {
+            let window = windows.entry(total.key.clone()).or_default();
+            let slot = window.slot(total.minute);
+            let total = u32::try_from(total.count).unwrap_or(u32::MAX);
+            slot.others = total.saturating_sub(slot.flushed);
+        }
+    }
+}
+
+/// How often replicas exchange counts. The limits hold across replicas up to what the others
+/// admit within one interval: a token can exceed its limit by at most the requests it makes
+/// on the other replicas during the last second.
+pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps this replica's counts in step with the others' through the catalog, for as long as
+/// the catalog is shared (PostgreSQL); with SQLite it returns at once.
+pub fn spawn_sync(
+    limiter: std::sync::Arc<RateLimiter>,
+    catalog: std::sync::Arc<dyn crate::catalog::Catalog>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let now = crate::app::unix_now();
+            let deltas = limiter.take_deltas(now);
+            let keys = limiter.active_keys(now);
+            match catalog
+                .rate_counts_sync(&deltas, &keys, now.div_euclid(60) - 59)
+                .await
+            {
+                Ok(Some(totals)) => limiter.apply_totals(&totals),
+                Ok(None) => return,
+                Err(err) => tracing::warn!("rate-limit counts not shared this time: {err}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SYNC_INTERVAL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +260,49 @@ mod tests {
         );
         assert!(rl.check("other", t0).allowed, "limits are per key");
         assert!(rl.check("k", t0 + 3660).allowed, "the window slides");
+    }
+
+    /// One sync of every replica through a store that adds up what each flushed.
+    fn sync(replicas: &[&RateLimiter], store: &mut Vec<SharedCount>, now: i64) {
+        for rl in replicas {
+            for d in rl.take_deltas(now) {
+                match store
+                    .iter_mut()
+                    .find(|s| s.key == d.key && s.minute == d.minute)
+                {
+                    Some(s) => s.count += d.count,
+                    None => store.push(d),
+                }
+            }
+        }
+        for rl in replicas {
+            rl.apply_totals(store);
+        }
+    }
+
+    #[test]
+    fn replicas_share_their_counts() {
+        let (a, b) = (RateLimiter::new(4, 0), RateLimiter::new(4, 0));
+        let t0 = 1_700_000_000;
+        let mut store = vec![];
+        assert!(a.check("k", t0).allowed && a.check("k", t0).allowed);
+        assert!(b.check("k", t0).allowed);
+        sync(&[&a, &b], &mut store, t0);
+        assert!(
+            a.take_deltas(t0).is_empty(),
+            "flushed counts are not sent twice"
+        );
+        let v = b.check("k", t0);
+        assert!(
+            v.allowed && v.remaining == 0,
+            "three elsewhere plus this one: {v:?}"
+        );
+        sync(&[&a, &b], &mut store, t0);
+        assert!(
+            !a.check("k", t0).allowed,
+            "the fifth request anywhere is refused"
+        );
+        assert!(!b.check("k", t0).allowed);
     }
 
     #[test]
