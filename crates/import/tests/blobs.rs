@@ -83,3 +83,35 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// The S3 bucket tests may use (`garage-dev` prints it), or None with a visible notice.
+fn s3_bucket(test: &str) -> Option<String> {
+    match std::env::var("TIDEPOOL_TEST_S3_BUCKET") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            eprintln!("SKIPPED {test}: set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev) to run it against S3");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn contract_on_an_s3_bucket() {
+    let Some(bucket) = s3_bucket("contract_on_an_s3_bucket") else {
+        return;
+    };
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let blobs = Blobs::from_url(&format!("s3://{bucket}/{prefix}")).unwrap();
+    blobs.check().await.unwrap();
+    test_suite(&blobs).await;
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_found_by_the_check() {
+    let Some(_) = s3_bucket("a_missing_bucket_is_found_by_the_check") else {
+        return;
+    };
+    let blobs = Blobs::from_url("s3://no-such-bucket-tidepool/x").unwrap();
+    let err = blobs.check().await.unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("bucket") || err.contains("404"), "{err}");
+}
