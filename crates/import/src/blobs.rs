@@ -173,6 +173,8 @@ impl Blobs {
             )),
             key: key.to_owned(),
             written: 0,
+            store: self.store.clone(),
+            path,
         })
     }
 
@@ -269,6 +271,8 @@ pub struct BlobWriter {
     inner: Option<WriteMultipart>,
     key: String,
     written: u64,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
 }
 
 impl BlobWriter {
@@ -294,6 +298,15 @@ impl BlobWriter {
     /// directory). On failure the upload is aborted.
     pub async fn commit(mut self) -> Result<u64, BlobError> {
         let inner = self.inner.take().expect("writer used after commit/abort");
+        if self.written == 0 {
+            // S3 servers (Garage among them) refuse a multipart upload whose only part is
+            // empty; an empty blob is a plain PUT.
+            inner.abort().await?;
+            self.store
+                .put(&self.path, object_store::PutPayload::default())
+                .await?;
+            return Ok(0);
+        }
         inner.finish().await?;
         Ok(self.written)
     }

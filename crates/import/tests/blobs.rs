@@ -113,5 +113,8 @@ async fn a_missing_bucket_is_found_by_the_check() {
     };
     let blobs = Blobs::from_url("s3://no-such-bucket-tidepool/x").unwrap();
     let err = blobs.check().await.unwrap_err().to_string();
-    assert!(err.to_lowercase().contains("bucket") || err.contains("404"), "{err}");
+    assert!(
+        err.to_lowercase().contains("bucket") || err.contains("404"),
+        "{err}"
+    );
 }
