@@ -116,7 +116,13 @@ impl App {
                 size_gigabytes: Some(size),
                 description: String::new(),
             };
-            self.catalog().image_insert(new_public(image, now)).await?;
+            if let Err(err) = self.catalog().image_insert(new_public(image, now)).await {
+                // Replicas starting together seed at once; the slug is unique, so one of them
+                // wins and the others find the image there.
+                if self.catalog().image_get_by_slug(slug).await?.is_none() {
+                    return Err(err.into());
+                }
+            }
         }
         self.catalog().meta_set(SEEDED_KEY, "1").await?;
         Ok(SEED.len())

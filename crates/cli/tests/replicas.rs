@@ -1,0 +1,284 @@
+//! The scale-out shape as operators run it: `tidepool serve` processes sharing one PostgreSQL
+//! catalog and one S3 bucket. Needs TIDEPOOL_TEST_DATABASE_URL and TIDEPOOL_TEST_S3_BUCKET
+//! (with the AWS_* variables `shared/tools/garage-dev` prints); skips with a notice otherwise.
+
+use axum::body::Body;
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tidepool_server::catalog::{self, testing};
+
+const IMAGE_LEN: usize = 1 << 20;
+
+fn image_bytes() -> Vec<u8> {
+    (0..IMAGE_LEN)
+        .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+        .collect()
+}
+
+fn environment(test: &str) -> Option<(String, String)> {
+    let bucket = std::env::var("TIDEPOOL_TEST_S3_BUCKET")
+        .ok()
+        .filter(|b| !b.is_empty());
+    let Some(bucket) = bucket else {
+        eprintln!(
+            "SKIPPED {test}: set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev)"
+        );
+        return None;
+    };
+    Some((testing::postgres_admin_url(test)?, bucket))
+}
+
+/// The image, 64 KiB every 30 ms: each import takes about half a second.
+async fn image_server() -> String {
+    let app = axum::Router::new().route(
+        "/disk.raw",
+        get(|| async {
+            let chunks: Vec<Vec<u8>> = image_bytes().chunks(64 << 10).map(<[u8]>::to_vec).collect();
+            let stream = futures::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok::<_, std::io::Error>(c)
+            });
+            (
+                [("content-length", IMAGE_LEN.to_string())],
+                Body::from_stream(stream),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/disk.raw")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database,
+            "--blob-store",
+            blobs,
+        ])
+        .args([
+            "--import-allow-private-networks",
+            "--import-lease-secs",
+            "2",
+            "--import-workers",
+            "2",
+        ])
+        .args(["--rate-limit-per-hour", "0", "--rate-limit-per-minute", "0"])
+        .current_dir(dir)
+        .env("TIDEPOOL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http
+            .get(format!("{base}/v2/images"))
+            .bearer_auth(token)
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica at {base} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
+    let Some((admin, bucket)) =
+        environment("twenty_imports_through_two_replicas_survive_a_sigkill")
+    else {
+        return;
+    };
+    let database = testing::fresh_postgres_database(&admin).await;
+    let prefix = format!("replicas-{}", std::process::id());
+    let blobs_url = format!(
+        "s3://{bucket}/{prefix}-{}",
+        Instant::now().elapsed().as_nanos()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = {
+        let app = tidepool_server::server::open_app(&tidepool_server::config::StorageArgs {
+            data_dir: dir.path().to_path_buf(),
+            database_url: Some(database.clone()),
+            blob_store: Some(blobs_url.clone()),
+        })
+        .await
+        .unwrap();
+        app.token_create(
+            "ops",
+            "image:read,image:create,image:delete".parse().unwrap(),
+        )
+        .await
+        .unwrap()
+    };
+    let url = image_server().await;
+    let http = reqwest::Client::new();
+    let ports = [free_port(), free_port()];
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let mut a = replica(dir.path(), ports[0], &database, &blobs_url);
+    let mut b = replica(dir.path(), ports[1], &database, &blobs_url);
+    for base in &bases {
+        wait_ready(&http, base, &token).await;
+    }
+
+    let mut ids = vec![];
+    for n in 0..20 {
+        let body = json!({"name": format!("img{n}"), "url": url, "region": "nyc3"});
+        let r = http
+            .post(format!("{}/v2/images", bases[n % 2]))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["image"]["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    // Kill A while imports are in flight on both.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let list: Value = http
+            .get(format!("{}/v2/images?private=true&per_page=200", bases[1]))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let statuses: Vec<&str> = list["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].as_str().unwrap())
+            .collect();
+        if statuses.len() == 20 && statuses.iter().all(|s| *s == "available") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "imports did not all finish after the kill: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Exactly one blob per image, each the image's bytes, nothing orphaned.
+    let catalog = catalog::open(&database).await.unwrap();
+    let blobs = tidepool_import::Blobs::from_url(&blobs_url).unwrap();
+    let listed: Vec<String> = blobs.list("images").map(|m| m.unwrap().key).collect().await;
+    assert_eq!(listed.len(), 20, "{listed:?}");
+    let expected_sha = format!("{:x}", Sha256::digest(image_bytes()));
+    for id in &ids {
+        let record = catalog.image_get(*id as i64).await.unwrap().unwrap();
+        assert!(
+            listed.contains(record.blob_key.as_ref().unwrap()),
+            "image {id}'s blob is stored"
+        );
+        assert_eq!(record.sha256.as_deref(), Some(expected_sha.as_str()));
+    }
+
+    // A restarted A answers the same lists as B.
+    let mut a = replica(dir.path(), ports[0], &database, &blobs_url);
+    wait_ready(&http, &bases[0], &token).await;
+    let mut lists = vec![];
+    for base in &bases {
+        let list: Value = http
+            .get(format!("{base}/v2/images?private=true&per_page=200"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lists.push(list);
+    }
+    for child in [&mut a, &mut b] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_eq!(lists[0], lists[1]);
+}
+
+fn start_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("TIDEPOOL_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "start-up should fail");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_clear_line() {
+    let err = start_error(
+        &["--database-url", "postgres://u:secret@127.0.0.1:1/db"],
+        &[],
+    );
+    assert!(
+        err.starts_with("tidepool: cannot connect to PostgreSQL") && !err.contains("secret"),
+        "{err}"
+    );
+    if std::env::var("TIDEPOOL_TEST_S3_BUCKET").is_err() {
+        eprintln!("SKIPPED the bucket checks: set TIDEPOOL_TEST_S3_BUCKET and AWS_*");
+        return;
+    }
+    let err = start_error(&["--blob-store", "s3://no-such-bucket-tidepool/x"], &[]);
+    assert!(
+        err.contains("cannot use the blob store") && err.to_lowercase().contains("bucket"),
+        "{err}"
+    );
+    let bucket = std::env::var("TIDEPOOL_TEST_S3_BUCKET").unwrap();
+    let err = start_error(
+        &["--blob-store", &format!("s3://{bucket}/x")],
+        &[("AWS_SECRET_ACCESS_KEY", "wrong")],
+    );
+    assert!(err.contains("cannot use the blob store"), "{err}");
+}
