@@ -147,8 +147,14 @@ pub fn inspect(bytes: &[u8], max_virtual_size: u64) -> Result<Inspection, Refusa
 }
 
 /// Binary units, exact when the size is a whole number of the unit, with the
-/// byte count when it is not, so limits can be compared precisely.
+/// byte count when it is not, so limits can be compared precisely. A whole number
+/// of decimal gigabytes or terabytes (how limits like "100 GB" are set) is shown so.
 pub(crate) fn human_size(n: u64) -> String {
+    for (unit, name) in [(1_000_000_000_000u64, "TB"), (1_000_000_000, "GB")] {
+        if n >= unit && n % unit == 0 && n % (1 << 30) != 0 {
+            return format!("{} {name}", n / unit);
+        }
+    }
     const UNITS: [(u64, &str); 4] = [
         (1 << 40, "TiB"),
         (1 << 30, "GiB"),
@@ -217,6 +223,7 @@ mod tests {
     #[test]
     fn human_sizes() {
         assert_eq!(human_size(100 << 30), "100 GiB");
+        assert_eq!(human_size(100_000_000_000), "100 GB");
         assert_eq!(human_size(512), "512 bytes");
         assert_eq!(human_size(3 << 19), "1.5 MiB (1572864 bytes)");
     }

@@ -132,6 +132,11 @@ async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes(backend: B
             "HTTP 404 from the image URL",
         ),
         (
+            None,
+            format!("{base}/files/huge.qcow2"),
+            "virtual size 200 GiB exceeds the limit of 100 GB",
+        ),
+        (
             Some(4 << 20),
             format!("{base}/files/disk.raw.gz"),
             "exceeds",
@@ -144,7 +149,7 @@ async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes(backend: B
     ];
     for (limit, url, expected) in cases {
         let s = importing_server(backend, |a| {
-            a.import.import_max_bytes = limit.unwrap_or(100 << 30)
+            a.import.import_max_bytes = limit.unwrap_or(100_000_000_000)
         })
         .await;
         let id = create(&s, &url).await;

@@ -22,10 +22,25 @@ fn run(cmd: &mut Command) {
 }
 
 /// A directory of sample images, made once per test binary: `disk.{raw,qcow2,vhdx,vdi,vmdk}`,
-/// each also as `.gz` and `.bz2`, plus `backing.qcow2` (refers to a backing file).
+/// each also as `.gz` and `.bz2`, plus `backing.qcow2` (refers to a backing file) and
+/// `huge.qcow2` (200 GiB virtual).
 pub fn samples() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Samples of test processes that have ended are removed, so runs do not pile them up.
+        for old in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = old.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("tidepool-samples-")
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
         let dir = std::env::temp_dir().join(format!("tidepool-samples-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let raw = dir.join("disk.raw");
@@ -67,6 +82,13 @@ pub fn samples() -> &'static PathBuf {
             "-F",
             "qcow2",
             "backing.qcow2",
+        ]));
+        run(Command::new("qemu-img").current_dir(&dir).args([
+            "create",
+            "-f",
+            "qcow2",
+            "huge.qcow2",
+            "200G",
         ]));
         dir
     })
