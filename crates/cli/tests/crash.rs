@@ -41,6 +41,16 @@ async fn slow_server() -> String {
     format!("http://{addr}/disk.raw")
 }
 
+/// A server process that is killed when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -49,8 +59,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn serve(dir: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tidepool"))
+fn serve(dir: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
             "--listen",
@@ -63,12 +73,13 @@ fn serve(dir: &Path, port: u16) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Server(child)
 }
 
 /// The token the very first start prints.
-fn bootstrap_token(child: &mut Child) -> String {
-    let lines = BufReader::new(child.stdout.as_mut().unwrap()).lines();
+fn bootstrap_token(server: &mut Server) -> String {
+    let lines = BufReader::new(server.0.stdout.as_mut().unwrap()).lines();
     for line in lines {
         if let Some(t) = line
             .unwrap()
@@ -128,10 +139,9 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
         assert!(Instant::now() < deadline, "import did not start: {p}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    drop(first); // SIGKILL: no chance to clean up
 
-    let mut second = serve(dir.path(), port);
+    let second = serve(dir.path(), port);
     wait_ready(&http, &base).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let image = loop {
@@ -154,8 +164,7 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
     assert_eq!(image["status"], "available", "{image}");
 
     // Exactly one complete blob, holding the image's bytes; the killed attempt left at most

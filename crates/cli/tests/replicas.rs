@@ -54,6 +54,16 @@ async fn image_server() -> String {
     format!("http://{addr}/disk.raw")
 }
 
+/// A server process that is killed when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -62,8 +72,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tidepool"))
+fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
             "--listen",
@@ -86,7 +96,8 @@ fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Chi
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Server(child)
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str, token: &str) {
@@ -146,8 +157,8 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let mut a = replica(dir.path(), ports[0], &database, &blobs_url);
-    let mut b = replica(dir.path(), ports[1], &database, &blobs_url);
+    let a = replica(dir.path(), ports[0], &database, &blobs_url);
+    let b = replica(dir.path(), ports[1], &database, &blobs_url);
     for base in &bases {
         wait_ready(&http, base, &token).await;
     }
@@ -171,8 +182,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     }
     // Kill A while imports are in flight on both.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    a.kill().unwrap();
-    a.wait().unwrap();
+    drop(a); // SIGKILL
 
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -217,7 +227,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     }
 
     // A restarted A answers the same lists as B.
-    let mut a = replica(dir.path(), ports[0], &database, &blobs_url);
+    let a = replica(dir.path(), ports[0], &database, &blobs_url);
     wait_ready(&http, &bases[0], &token).await;
     let mut lists = vec![];
     for base in &bases {
@@ -232,10 +242,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
             .unwrap();
         lists.push(list);
     }
-    for child in [&mut a, &mut b] {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    drop((a, b));
     assert_eq!(lists[0], lists[1]);
 }
 
