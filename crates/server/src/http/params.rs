@@ -98,6 +98,16 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
             "the request body is empty; send a JSON object".into(),
         ));
     }
+    // serde also fills a struct from a JSON array, by position: `["web"]` would rename an
+    // image and `[null]` would be an empty update. The API's bodies are objects, nothing else.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Error::Invalid("the request body must be a JSON object".into()),
+                Err(e) => Error::BadRequest(format!("error parsing request body: {e}")),
+            },
+        );
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -113,6 +123,26 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
         }
     })?;
     Ok(value)
+}
+
+/// A JSON body whose `fields` may be left out but must not be `null`. The API describes them
+/// as plain strings; serde would read an explicit `null` as "left out" and accept
+/// `{"description": null}` as if it were `{}`. Anything else is left to `json_body`.
+pub fn json_body_without_nulls<T: DeserializeOwned>(
+    body: &Bytes,
+    fields: &[&str],
+) -> Result<T, Error> {
+    if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) {
+        if let Some(field) = fields
+            .iter()
+            .find(|f| object.get(**f).is_some_and(|v| v.is_null()))
+        {
+            return Err(Error::Invalid(format!(
+                "{field}: must not be null; leave the field out instead"
+            )));
+        }
+    }
+    json_body(body)
 }
 
 #[cfg(test)]
@@ -179,5 +209,73 @@ mod tests {
         let err =
             json_body::<tidepool_api::ImageCreate>(&Bytes::from_static(b"{not json")).unwrap_err();
         assert!(matches!(err, Error::BadRequest(_)));
+    }
+
+    #[test]
+    fn bodies_must_be_objects_not_arrays() {
+        // Each of these used to be read by position into the struct's fields.
+        for body in [
+            br#"["renamed"]"#.as_slice(),
+            br#"[null, null]"#.as_slice(),
+            br#" []"#.as_slice(),
+            b"null",
+            b"\"name\"",
+        ] {
+            let err =
+                json_body::<tidepool_api::ImageUpdate>(&Bytes::copy_from_slice(body)).unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid(m) if m.contains("must be a JSON object")),
+                "{}: {err:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let err = json_body::<tidepool_api::ImageCreate>(&Bytes::from_static(
+            br#"["n", "http://x/", "nyc3"]"#,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        // Broken JSON stays a 400.
+        let err = json_body::<tidepool_api::ImageUpdate>(&Bytes::from_static(b"[1,")).unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+        let update: tidepool_api::ImageUpdate =
+            json_body(&Bytes::from_static(b" {\"name\": \"x\"} ")).unwrap();
+        assert_eq!(update.name.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn explicit_nulls_are_refused_where_the_api_has_strings() {
+        let fields = ["name", "distribution", "description"];
+        for body in [
+            br#"{"name":"a","description":null}"#.as_slice(),
+            br#"{"distribution":null}"#.as_slice(),
+            br#"{"name":null}"#.as_slice(),
+        ] {
+            let err = json_body_without_nulls::<tidepool_api::ImageUpdate>(
+                &Bytes::copy_from_slice(body),
+                &fields,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid(m) if m.contains("must not be null")),
+                "{err:?}"
+            );
+        }
+        // Left out is fine, and other mistakes keep their own errors.
+        let update: tidepool_api::ImageUpdate =
+            json_body_without_nulls(&Bytes::from_static(br#"{"name":"b"}"#), &fields).unwrap();
+        assert_eq!(update.name.as_deref(), Some("b"));
+        let err = json_body_without_nulls::<tidepool_api::ImageUpdate>(
+            &Bytes::from_static(b"{not json"),
+            &fields,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)));
+        // `tags` is nullable in the API.
+        let create: tidepool_api::ImageCreate = json_body_without_nulls(
+            &Bytes::from_static(br#"{"name":"a","url":"http://x/","region":"nyc3","tags":null}"#),
+            &["distribution", "description"],
+        )
+        .unwrap();
+        assert_eq!(create.tags, None);
     }
 }
