@@ -67,11 +67,7 @@ pub async fn image_create(
     Extension(caller): Extension<Caller>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> HandlerResult {
-    // `tags` alone may be null (DigitalOcean's `tags_array` is nullable).
-    let create: ImageCreate = params::json_body_without_nulls(
-        &body(bytes)?,
-        &["name", "url", "region", "distribution", "description"],
-    )?;
+    let create: ImageCreate = params::json_body(&body(bytes)?)?;
     let image = state.app.image_create(&caller, create).await?;
     Ok((StatusCode::ACCEPTED, Json(ImageEnvelope { image })).into_response())
 }
@@ -83,8 +79,7 @@ pub async fn image_update(
     bytes: Result<Bytes, BytesRejection>,
 ) -> HandlerResult {
     let id = params::image_id(&path_id(path)?)?;
-    let update: ImageUpdate =
-        params::json_body_without_nulls(&body(bytes)?, &["name", "distribution", "description"])?;
+    let update: ImageUpdate = params::json_body(&body(bytes)?)?;
     let image = state.app.image_update(&caller, id, update).await?;
     Ok(Json(ImageEnvelope { image }).into_response())
 }

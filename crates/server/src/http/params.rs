@@ -125,26 +125,6 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
     Ok(value)
 }
 
-/// A JSON body whose `fields` may be left out but must not be `null`. The API describes them
-/// as plain strings; serde would read an explicit `null` as "left out" and accept
-/// `{"description": null}` as if it were `{}`. Anything else is left to `json_body`.
-pub fn json_body_without_nulls<T: DeserializeOwned>(
-    body: &Bytes,
-    fields: &[&str],
-) -> Result<T, Error> {
-    if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) {
-        if let Some(field) = fields
-            .iter()
-            .find(|f| object.get(**f).is_some_and(|v| v.is_null()))
-        {
-            return Err(Error::Invalid(format!(
-                "{field}: must not be null; leave the field out instead"
-            )));
-        }
-    }
-    json_body(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +193,7 @@ mod tests {
 
     #[test]
     fn bodies_must_be_objects_not_arrays() {
-        // Each of these used to be read by position into the struct's fields.
+        // Arrays used to be read by position into the fields; only an object is a body.
         for body in [
             br#"["renamed"]"#.as_slice(),
             br#"[null, null]"#.as_slice(),
@@ -240,42 +220,5 @@ mod tests {
         let update: tidepool_api::ImageUpdate =
             json_body(&Bytes::from_static(b" {\"name\": \"x\"} ")).unwrap();
         assert_eq!(update.name.as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn explicit_nulls_are_refused_where_the_api_has_strings() {
-        let fields = ["name", "distribution", "description"];
-        for body in [
-            br#"{"name":"a","description":null}"#.as_slice(),
-            br#"{"distribution":null}"#.as_slice(),
-            br#"{"name":null}"#.as_slice(),
-        ] {
-            let err = json_body_without_nulls::<tidepool_api::ImageUpdate>(
-                &Bytes::copy_from_slice(body),
-                &fields,
-            )
-            .unwrap_err();
-            assert!(
-                matches!(&err, Error::Invalid(m) if m.contains("must not be null")),
-                "{err:?}"
-            );
-        }
-        // Left out is fine, and other mistakes keep their own errors.
-        let update: tidepool_api::ImageUpdate =
-            json_body_without_nulls(&Bytes::from_static(br#"{"name":"b"}"#), &fields).unwrap();
-        assert_eq!(update.name.as_deref(), Some("b"));
-        let err = json_body_without_nulls::<tidepool_api::ImageUpdate>(
-            &Bytes::from_static(b"{not json"),
-            &fields,
-        )
-        .unwrap_err();
-        assert!(matches!(err, Error::BadRequest(_)));
-        // `tags` is nullable in the API.
-        let create: tidepool_api::ImageCreate = json_body_without_nulls(
-            &Bytes::from_static(br#"{"name":"a","url":"http://x/","region":"nyc3","tags":null}"#),
-            &["distribution", "description"],
-        )
-        .unwrap();
-        assert_eq!(create.tags, None);
     }
 }

@@ -1,6 +1,6 @@
 """Schemathesis hooks for tidepool's contract run (loaded through SCHEMATHESIS_HOOKS).
 
-They encode the two places where DigitalOcean's published OpenAPI document is stricter than the
+They encode the few places where DigitalOcean's published OpenAPI document is stricter than the
 API it describes, and nothing else: every other check runs as schemathesis ships it. A failure
 dropped here still shows in the output ("dropped by `filter_failure`").
 """
@@ -14,16 +14,26 @@ LIST_QUERY = ("type", "private", "tag_name", "page", "per_page")
 
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
-    """`distribution` in request bodies: the schema lists an enum, but its own description says
-    "Any other value will be accepted but ignored, and `Unknown` will be used in its place".
-    Requests may therefore carry any string; responses keep the enum (tidepool answers
-    `Unknown`)."""
+    """The request body of create and update (`image_update`, which `image_new_custom`
+    extends), as the API reads it. Responses keep the schema as published.
+
+    - `distribution`: the schema lists an enum, but its own description says "Any other value
+      will be accepted but ignored, and `Unknown` will be used in its place".
+    - `null` for an optional string field reads as "left out", as in DigitalOcean's API (Go's
+      encoding/json leaves the field alone), and as tidepool's own tests require of create
+      (api_images.rs, create_tolerates_what_clients_send). `name`, `url` and `region` stay
+      required on create, so a null there is still refused.
+    """
     schemas = raw_schema["components"]["schemas"]
-    relaxed = {
-        "type": "string",
-        "description": schemas["distribution"]["description"],
+    schemas["image_update"]["properties"] = {
+        "name": {**schemas["image_name"], "nullable": True},
+        "distribution": {
+            "type": "string",
+            "description": schemas["distribution"]["description"],
+            "nullable": True,
+        },
+        "description": {**schemas["image_description"], "nullable": True},
     }
-    schemas["image_update"]["properties"]["distribution"] = relaxed
 
 
 @schemathesis.hook
