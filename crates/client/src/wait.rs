@@ -26,7 +26,6 @@ impl Default for WaitOptions {
 
 /// What one look at an import saw; handed to the progress callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct WaitProgress {
     /// The image.
     pub id: u64,
