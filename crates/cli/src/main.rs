@@ -1,8 +1,9 @@
 //! The `tidepool` binary: a thin shell over the server and client crates.
 
+mod images;
 mod operator;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tidepool_server::config::ServeArgs;
 
 #[derive(Parser)]
@@ -26,6 +27,13 @@ enum Command {
     /// Manage the public images every account sees (operator only).
     #[command(subcommand)]
     Public(operator::PublicCommand),
+    /// List, show, import, change and delete images over the API (like `doctl compute image`).
+    Images(images::ImagesArgs),
+    /// Print a shell completion script: `tidepool completions bash > /etc/bash_completion.d/tidepool`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn init_logging() {
@@ -62,6 +70,17 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Token(cmd) => operator::token(cmd).await,
         Command::Public(cmd) => operator::public(cmd).await,
+        // Exit codes of its own (see `tidepool images --help`).
+        Command::Images(args) => return images::run(args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tidepool",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,123 @@
+//! What a person sees while an import runs: a progress bar on a terminal, plain lines
+//! otherwise (logs, CI), both on stderr so that stdout stays the image.
+
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::time::{Duration, Instant};
+use tidepool_client::{ImageStatus, WaitProgress};
+
+/// Plain lines come at most this often while nothing but the byte count changes.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+pub enum Reporter {
+    Bar {
+        bar: ProgressBar,
+        sized: bool,
+    },
+    Lines {
+        started: Instant,
+        last: Option<(ImageStatus, Instant)>,
+    },
+}
+
+impl Reporter {
+    /// A bar when stderr is a terminal, lines when not.
+    pub fn new(id: u64, terminal: bool) -> Reporter {
+        if !terminal {
+            return Reporter::Lines {
+                started: Instant::now(),
+                last: None,
+            };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(spinner_style());
+        bar.set_message(format!("image {id}"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Reporter::Bar { bar, sized: false }
+    }
+
+    pub fn update(&mut self, p: &WaitProgress) {
+        match self {
+            Reporter::Bar { bar, sized } => {
+                bar.set_message(format!("image {} {}", p.id, p.status));
+                if let (Some(total), false) = (p.bytes_total, *sized) {
+                    bar.set_length(total);
+                    bar.set_style(bar_style());
+                    *sized = true;
+                }
+                if let Some(read) = p.bytes_read {
+                    bar.set_position(read);
+                }
+            }
+            Reporter::Lines { started, last } => {
+                let changed =
+                    last.is_none_or(|(s, at)| s != p.status || at.elapsed() >= LINE_EVERY);
+                if changed {
+                    eprintln!("{}", line(p, started.elapsed()));
+                    *last = Some((p.status, Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar; the outcome is printed by the caller.
+    pub fn finish(self) {
+        if let Reporter::Bar { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg}  {bytes}  {binary_bytes_per_sec}  {elapsed}")
+        .expect("a valid template")
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg}  [{bar:30}] {bytes}/{total_bytes}  {binary_bytes_per_sec}  {eta} left",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
+}
+
+/// `image 42: pending, 12.0 MiB of 64.0 MiB (2.0 MiB/s, about 26 seconds left)`.
+fn line(p: &WaitProgress, elapsed: Duration) -> String {
+    let mut text = format!("image {}: {}", p.id, p.status);
+    let Some(read) = p.bytes_read.filter(|r| *r > 0) else {
+        return text;
+    };
+    text.push_str(&format!(", {}", HumanBytes(read)));
+    if let Some(total) = p.bytes_total {
+        text.push_str(&format!(" of {}", HumanBytes(total)));
+    }
+    let secs = elapsed.as_secs_f64();
+    if secs >= 1.0 && p.status == ImageStatus::Pending {
+        let rate = read as f64 / secs;
+        text.push_str(&format!(" ({}/s", HumanBytes(rate as u64)));
+        if let Some(total) = p.bytes_total.filter(|t| *t > read && rate > 0.0) {
+            let left = Duration::from_secs_f64((total - read) as f64 / rate);
+            text.push_str(&format!(", about {} left", HumanDuration(left)));
+        }
+        text.push(')');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_tell_bytes_rate_and_time_left() {
+        let p = WaitProgress {
+            id: 42,
+            status: ImageStatus::Pending,
+            bytes_read: Some(4 << 20),
+            bytes_total: Some(8 << 20),
+        };
+        assert_eq!(
+            line(&p, Duration::from_secs(2)),
+            "image 42: pending, 4.00 MiB of 8.00 MiB (2.00 MiB/s, about 2 seconds left)"
+        );
+    }
+}
