@@ -94,7 +94,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The longest wait between two tries [default: 30 s]. Tests make it short.
+    /// The longest wait between two tries [default: 60 s, enough for a per-minute limit]. Tests
+    /// make it short.
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.retry.max_backoff = max;
         self.retry.base_backoff = self.retry.base_backoff.min(max);

@@ -47,12 +47,13 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 4 retries, from 250 ms up to 30 s.
+    /// 4 retries, from 250 ms; waits up to 60 s, so that a per-minute limit is waited out
+    /// (a `retry-after` of up to a minute) but an exhausted hourly one is not.
     fn default() -> Self {
         RetryPolicy {
             max_retries: 4,
             base_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60),
         }
     }
 }

@@ -177,3 +177,34 @@ async fn pages_are_followed_through_a_proxy_that_names_the_server_differently() 
     assert_eq!(proxy.seen().len(), pages + 1);
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_real_servers_429_carries_its_wait_and_headers() {
+    // One request a minute. Retries off: the server's retry-after may be anything up to 60 s.
+    let s = TestServer::start(|a| a.rate_limit_per_minute = 1).await;
+    let c = tidepool_client::Client::builder()
+        .base_url(&s.base)
+        .token(&s.token)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    // Two requests may straddle a minute boundary; a third cannot also do so.
+    let mut refused = None;
+    for _ in 0..3 {
+        if let Err(e) = c.image_get("debian-12-x64").await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("a second request in the same minute is refused");
+    let api = err.api().unwrap();
+    assert_eq!((api.status, api.id.as_str()), (429, "too_many_requests"));
+    assert!(api.retry_after.is_some_and(|w| w >= Duration::from_secs(1)));
+    assert!(api.request_id.is_some());
+    let rl = c.last_rate_limit().unwrap();
+    assert_eq!(
+        rl.limit, 5000,
+        "the hourly limit, as DigitalOcean reports it"
+    );
+    s.server.shutdown().await.unwrap();
+}
