@@ -11,7 +11,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 pub enum Reporter {
     Bar {
         bar: ProgressBar,
-        sized: bool,
+        shape: Shape,
     },
     Lines {
         started: Instant,
@@ -29,20 +29,31 @@ impl Reporter {
             };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(spinner_style());
+        bar.set_style(Shape::Status.style());
         bar.set_message(format!("image {id}"));
         bar.enable_steady_tick(Duration::from_millis(120));
-        Reporter::Bar { bar, sized: false }
+        Reporter::Bar {
+            bar,
+            shape: Shape::Status,
+        }
     }
 
     pub fn update(&mut self, p: &WaitProgress) {
         match self {
-            Reporter::Bar { bar, sized } => {
+            Reporter::Bar { bar, shape } => {
                 bar.set_message(format!("image {} {}", p.id, p.status));
-                if let (Some(total), false) = (p.bytes_total, *sized) {
-                    bar.set_length(total);
-                    bar.set_style(bar_style());
-                    *sized = true;
+                let wanted = match (p.bytes_read, p.bytes_total) {
+                    (_, Some(_)) => Shape::Sized,
+                    (Some(_), None) => Shape::Bytes,
+                    (None, None) => Shape::Status,
+                };
+                // Only ever towards more detail, so that the bar does not flicker.
+                if wanted > *shape {
+                    if let Some(total) = p.bytes_total {
+                        bar.set_length(total);
+                    }
+                    bar.set_style(wanted.style());
+                    *shape = wanted;
                 }
                 if let Some(read) = p.bytes_read {
                     bar.set_position(read);
@@ -67,17 +78,28 @@ impl Reporter {
     }
 }
 
-fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {msg}  {bytes}  {binary_bytes_per_sec}  {elapsed}")
-        .expect("a valid template")
+/// What the bar can show: the status alone (DigitalOcean tells no progress), bytes so far
+/// (length unknown), or a bar towards the length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Shape {
+    Status,
+    Bytes,
+    Sized,
 }
 
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{msg}  [{bar:30}] {bytes}/{total_bytes}  {binary_bytes_per_sec}  {eta} left",
-    )
-    .expect("a valid template")
-    .progress_chars("=> ")
+impl Shape {
+    fn style(self) -> ProgressStyle {
+        let template = match self {
+            Shape::Status => "{spinner} {msg}  {elapsed}",
+            Shape::Bytes => "{spinner} {msg}  {bytes}  {binary_bytes_per_sec}  {elapsed}",
+            Shape::Sized => {
+                "{msg}  [{bar:30}] {bytes}/{total_bytes}  {binary_bytes_per_sec}  {eta} left"
+            }
+        };
+        ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> ")
+    }
 }
 
 /// `image 42: pending, 12.0 MiB of 64.0 MiB (2.0 MiB/s, about 26 seconds left)`.
