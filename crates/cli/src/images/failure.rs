@@ -17,17 +17,24 @@ Exit codes:
 /// The exit codes above, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// 1: anything not below.
     Failure = 1,
+    /// 2: bad arguments (clap uses 2 for its own refusals too).
     Usage = 2,
+    /// 3: no token, a token refused, or a scope missing.
     Auth = 3,
+    /// 4: the image does not exist or is not the caller's.
     NotFound = 4,
+    /// 5: the import ended `deleted` with an error message.
     ImportFailed = 5,
 }
 
 /// A failure of a command: what to print and how to exit.
 #[derive(Debug)]
 pub struct Failure {
+    /// How the process exits.
     pub exit: Exit,
+    /// One line for stderr; empty when already printed.
     pub message: String,
 }
 

@@ -12,8 +12,11 @@ pub enum OutputFormat {
     Json,
 }
 
-/// A column of the table; `--format` names them, case-insensitively.
+/// A column of the table; `--format` names them, case-insensitively. Each is the image
+/// attribute of the same name (`MinDisk`: `min_disk_size`, `Size`: `size_gigabytes`, `Error`:
+/// `error_message`); lists are comma-joined, nulls empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Column {
     Id,
     Name,
@@ -125,8 +128,11 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
 /// What and how to print, from the command line.
 #[derive(Debug, Clone)]
 pub struct Printer {
+    /// Table or JSON.
     pub format: OutputFormat,
+    /// The table's columns, in order.
     pub columns: Vec<Column>,
+    /// Whether the table starts with the column names.
     pub header: bool,
 }
 

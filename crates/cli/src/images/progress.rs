@@ -8,11 +8,11 @@ use tidepool_client::{ImageStatus, WaitProgress};
 /// Plain lines come at most this often while nothing but the byte count changes.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
+/// Shows the looks of a wait as they come.
 pub enum Reporter {
-    Bar {
-        bar: ProgressBar,
-        shape: Shape,
-    },
+    /// On a terminal: one line redrawn in place.
+    Bar { bar: ProgressBar, shape: Shape },
+    /// Elsewhere: a line per change of status, and every few seconds while bytes come.
     Lines {
         started: Instant,
         last: Option<(ImageStatus, Instant)>,
@@ -38,6 +38,7 @@ impl Reporter {
         }
     }
 
+    /// Shows one look.
     pub fn update(&mut self, p: &WaitProgress) {
         match self {
             Reporter::Bar { bar, shape } => {
