@@ -63,10 +63,12 @@ async fn main() -> anyhow::Result<()> {
         .bind(tags)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO image_tags (image_id, tag) SELECT id, tags FROM images WHERE id >= ?")
-            .bind(first)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO image_tags (image_id, tag) SELECT id, tags FROM images WHERE id >= ?",
+        )
+        .bind(first)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         first_id.get_or_insert(first);
         done += n;
@@ -75,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
         .execute(&mut conn)
         .await?;
     // For the harness: the first and last id filled.
-    println!("{} {}", first_id.unwrap_or(0), first_id.unwrap_or(0) + count - 1);
+    println!(
+        "{} {}",
+        first_id.unwrap_or(0),
+        first_id.unwrap_or(0) + count - 1
+    );
     eprintln!(
         "bench_fill: {count} images for account {account} in {:.1}s",
         started.elapsed().as_secs_f64()

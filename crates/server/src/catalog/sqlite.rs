@@ -1,6 +1,6 @@
 //! The embedded catalog: one SQLite file in the data directory, in WAL mode.
 
-use super::row::{join_regions, parse, push_changes, push_filter, record, records, IMAGE_COLUMNS};
+use super::row::{join_regions, parse, push_changes, record, records, IMAGE_COLUMNS};
 use super::*;
 use crate::app::unix_now;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -12,6 +12,116 @@ pub struct SqliteCatalog {
     pool: SqlitePool,
     /// SQLite is one process's file: a wake-up in memory reaches every worker there is.
     queued: Arc<tokio::sync::Notify>,
+    /// List totals by filter, valid while the list generation has not moved.
+    counts: CountCache,
+}
+
+/// Counting a million visible images takes SQLite a good part of a second, and every list page
+/// reports the total; the total only changes when an image enters or leaves a list. Triggers
+/// bump `list_generation` on exactly those writes (from any process, the CLI's included), and a
+/// cached total is used only while the generation it was counted at is still current.
+const LIST_GENERATION: &str = "\
+    CREATE TABLE IF NOT EXISTS list_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT OR IGNORE INTO list_generation (id, n) VALUES (1, 0);
+    CREATE TRIGGER IF NOT EXISTS list_generation_insert AFTER INSERT ON images
+        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS list_generation_delete AFTER DELETE ON images
+        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS list_generation_update
+        AFTER UPDATE OF status, public, owner_id, listing ON images
+        WHEN (OLD.status IN ('deleted', 'retired')) IS NOT (NEW.status IN ('deleted', 'retired'))
+            OR OLD.public IS NOT NEW.public OR OLD.owner_id IS NOT NEW.owner_id
+            OR OLD.listing IS NOT NEW.listing
+        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS list_generation_tag_insert AFTER INSERT ON image_tags
+        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS list_generation_tag_delete AFTER DELETE ON image_tags
+        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;";
+
+/// What a total depends on: the filter without its page.
+type CountKey = (i64, bool, Option<&'static str>, Option<String>);
+
+#[derive(Default)]
+struct CountCache(std::sync::Mutex<std::collections::HashMap<CountKey, (i64, u64)>>);
+
+impl CountCache {
+    /// Bounds the cache against many distinct tags.
+    const MAX: usize = 4096;
+
+    fn key(f: &ImageFilter) -> CountKey {
+        (
+            f.viewer.0,
+            f.private_only,
+            f.listing.map(|l| l.as_str()),
+            f.tag.clone(),
+        )
+    }
+
+    fn get(&self, key: &CountKey, generation: i64) -> Option<u64> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, total)| *total)
+    }
+
+    fn put(&self, key: CountKey, generation: i64, total: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX {
+            map.retain(|_, (g, _)| *g == generation);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, (generation, total));
+    }
+}
+
+/// Which images of the viewer's visible ones a condition selects.
+#[derive(Clone, Copy)]
+enum Visible {
+    /// Public images and the viewer's own: the whole rule.
+    Any,
+    /// Either side of it, for the page query's two branches.
+    Public,
+    Own,
+}
+
+/// The conditions of a list on `images` other than the tag: what the viewer may see, minus
+/// what lists never show, narrowed by the filters.
+fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter, visible: Visible) {
+    q.push(" status NOT IN ('deleted', 'retired') AND ");
+    match visible {
+        Visible::Any => q
+            .push("(public = TRUE OR owner_id = ")
+            .push_bind(f.viewer.0)
+            .push(")"),
+        Visible::Public => q.push("public = TRUE"),
+        Visible::Own => q.push("owner_id = ").push_bind(f.viewer.0),
+    };
+    if f.private_only {
+        q.push(" AND owner_id = ").push_bind(f.viewer.0);
+    }
+    if let Some(listing) = f.listing {
+        q.push(" AND public = TRUE AND listing = ")
+            .push_bind(listing.as_str());
+    }
+}
+
+/// The tables of a list and the start of its WHERE clause (the caller closes the parenthesis
+/// after `push_conditions`).
+fn push_from(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter) {
+    match &f.tag {
+        Some(tag) => {
+            q.push(
+                "image_tags JOIN images ON images.id = image_tags.image_id WHERE image_tags.tag = ",
+            )
+            .push_bind(tag.clone())
+            .push(" AND (");
+        }
+        None => {
+            q.push("images WHERE (");
+        }
+    }
 }
 
 impl SqliteCatalog {
@@ -35,9 +145,11 @@ impl SqliteCatalog {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        sqlx::raw_sql(LIST_GENERATION).execute(&pool).await?;
         Ok(SqliteCatalog {
             pool,
             queued: Arc::new(tokio::sync::Notify::new()),
+            counts: CountCache::default(),
         })
     }
 
@@ -187,18 +299,55 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM images");
-        push_filter(&mut count, filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        // Read before counting, so that a write in between makes the total look stale, never
+        // the other way round.
+        let generation: i64 = sqlx::query_scalar("SELECT n FROM list_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let key = CountCache::key(filter);
+        let total = match self.counts.get(&key, generation) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM ");
+                push_from(&mut count, filter);
+                push_conditions(&mut count, filter, Visible::Any);
+                count.push(")");
+                let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                let total = total as u64;
+                self.counts.put(key, generation, total);
+                total
+            }
+        };
 
-        let mut page = QueryBuilder::<Sqlite>::new(format!("SELECT {IMAGE_COLUMNS} FROM images"));
-        push_filter(&mut page, filter);
-        page.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(filter.limit))
+        let limit = i64::from(filter.limit);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let mut page = QueryBuilder::<Sqlite>::new(format!("SELECT {IMAGE_COLUMNS} FROM "));
+        if filter.tag.is_some() {
+            // Driven by the tag's index, which is in image id order: no scan, no sort.
+            push_from(&mut page, filter);
+            push_conditions(&mut page, filter, Visible::Any);
+            page.push(") ORDER BY image_tags.image_id");
+        } else {
+            // `public OR owner` would make SQLite gather and sort every visible image; each side
+            // alone walks an index in id order and stops after the page.
+            let wanted = offset.saturating_add(limit);
+            page.push("images WHERE id IN (");
+            for (i, visible) in [Visible::Public, Visible::Own].into_iter().enumerate() {
+                if i > 0 {
+                    page.push(" UNION ");
+                }
+                page.push("SELECT id FROM (SELECT id FROM images WHERE");
+                push_conditions(&mut page, filter, visible);
+                page.push(" ORDER BY id LIMIT ").push_bind(wanted).push(")");
+            }
+            page.push(") ORDER BY id");
+        }
+        page.push(" LIMIT ")
+            .push_bind(limit)
             .push(" OFFSET ")
-            .push_bind(i64::try_from(filter.offset).unwrap_or(i64::MAX));
+            .push_bind(offset);
         let images = records(page.build_query_as().fetch_all(&self.pool).await?)?;
-        Ok((images, total as u64))
+        Ok((images, total))
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
