@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub enum CatalogError {
     #[error("catalog database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("catalog database error: {0}")]
+    Read(#[from] rusqlite::Error),
     #[error("catalog migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]

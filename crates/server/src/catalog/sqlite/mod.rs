@@ -1,8 +1,13 @@
-//! The embedded catalog: one SQLite file in the data directory, in WAL mode.
+//! The embedded catalog: one SQLite file in the data directory, in WAL mode. Writes go
+//! through sqlx; the reads behind requests through `reads`.
+
+mod reads;
 
 use super::row::{join_regions, parse, push_changes, record, records, IMAGE_COLUMNS};
 use super::*;
 use crate::app::unix_now;
+use reads::{image_where, list_count, list_page, rows_to_records, Readers, INLINE_MAX_OFFSET};
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::time::Duration;
@@ -10,6 +15,7 @@ use tidepool_api::Region;
 
 pub struct SqliteCatalog {
     pool: SqlitePool,
+    readers: Arc<Readers>,
     /// SQLite is one process's file: a wake-up in memory reaches every worker there is.
     queued: Arc<tokio::sync::Notify>,
     /// List totals by filter, valid while the list generation has not moved.
@@ -81,122 +87,6 @@ impl CountCache {
     }
 }
 
-/// An `images` row as `json_array(IMAGE_COLUMNS)` writes it, decoded as `row::ImageRow` is.
-#[derive(serde::Deserialize)]
-struct JsonRow(
-    i64,
-    Option<i64>,
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    String,
-    i64,
-    String,
-    Option<i64>,
-    Option<f64>,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-impl TryFrom<JsonRow> for ImageRecord {
-    type Error = CatalogError;
-
-    fn try_from(r: JsonRow) -> CatalogResult<Self> {
-        let list = |s: &str| {
-            s.split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let unsigned = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
-        Ok(ImageRecord {
-            id: r.0,
-            owner: r.1.map(AccountId),
-            name: r.2,
-            distribution: tidepool_api::Distribution::from_name(&r.3),
-            slug: r.4,
-            public: r.5 != 0,
-            listing: r.6.map(|l| parse("listing", &l)).transpose()?,
-            regions: list(&r.7)
-                .iter()
-                .map(|x| parse::<Region>("region", x))
-                .collect::<CatalogResult<_>>()?,
-            created_at: r.8,
-            kind: parse("image type", &r.9)?,
-            min_disk_size: unsigned(r.10),
-            size_gigabytes: r.11,
-            description: r.12,
-            tags: list(&r.13),
-            status: parse("status", &r.14)?,
-            error_message: r.15,
-            source_url: r.16,
-            format: r.17,
-            virtual_size: unsigned(r.18),
-            stored_bytes: unsigned(r.19),
-            sha256: r.20,
-            blob_key: r.21,
-        })
-    }
-}
-
-/// Which images of the viewer's visible ones a condition selects.
-#[derive(Clone, Copy)]
-enum Visible {
-    /// Public images and the viewer's own: the whole rule.
-    Any,
-    /// Either side of it, for the page query's two branches.
-    Public,
-    Own,
-}
-
-/// The conditions of a list on `images` other than the tag: what the viewer may see, minus
-/// what lists never show, narrowed by the filters.
-fn push_conditions(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter, visible: Visible) {
-    q.push(" status NOT IN ('deleted', 'retired') AND ");
-    match visible {
-        Visible::Any => q
-            .push("(public = TRUE OR owner_id = ")
-            .push_bind(f.viewer.0)
-            .push(")"),
-        Visible::Public => q.push("public = TRUE"),
-        Visible::Own => q.push("owner_id = ").push_bind(f.viewer.0),
-    };
-    if f.private_only {
-        q.push(" AND owner_id = ").push_bind(f.viewer.0);
-    }
-    if let Some(listing) = f.listing {
-        q.push(" AND public = TRUE AND listing = ")
-            .push_bind(listing.as_str());
-    }
-}
-
-/// The tables of a list and the start of its WHERE clause (the caller closes the parenthesis
-/// after `push_conditions`).
-fn push_from(q: &mut QueryBuilder<'_, Sqlite>, f: &ImageFilter) {
-    match &f.tag {
-        Some(tag) => {
-            q.push(
-                "image_tags JOIN images ON images.id = image_tags.image_id WHERE image_tags.tag = ",
-            )
-            .push_bind(tag.clone())
-            .push(" AND (");
-        }
-        None => {
-            q.push("images WHERE (");
-        }
-    }
-}
-
 impl SqliteCatalog {
     pub async fn open(path: &Path) -> CatalogResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -221,6 +111,7 @@ impl SqliteCatalog {
         sqlx::raw_sql(LIST_GENERATION).execute(&pool).await?;
         Ok(SqliteCatalog {
             pool,
+            readers: Readers::new(path),
             queued: Arc::new(tokio::sync::Notify::new()),
             counts: CountCache::default(),
         })
@@ -284,15 +175,22 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT id, account_id, scopes FROM tokens WHERE secret_hash = ?")
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
+        let row = self.readers.with(|conn| {
+            conn.prepare_cached("SELECT id, account_id, scopes FROM tokens WHERE secret_hash = ?1")?
+                .query_row([secret_hash], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()
+        })?;
+        row.map(|(token_id, account, scopes)| {
             Ok(TokenRecord {
-                token_id: r.try_get("id")?,
-                account: AccountId(r.try_get("account_id")?),
-                scopes: parse::<Scopes>("scopes", r.try_get("scopes")?)?,
+                token_id,
+                account: AccountId(account),
+                scopes: parse::<Scopes>("scopes", &scopes)?,
             })
         })
         .transpose()
@@ -352,31 +250,20 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?");
-        record(
-            sqlx::query_as(&sql)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        record(self.readers.with(|conn| image_where(conn, "id", id))?)
     }
 
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>> {
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE slug = ?");
-        record(
-            sqlx::query_as(&sql)
-                .bind(slug)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        record(self.readers.with(|conn| image_where(conn, "slug", slug))?)
     }
 
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
         // Read before counting, so that a write in between makes the total look stale, never
         // the other way round.
-        let generation: i64 = sqlx::query_scalar("SELECT n FROM list_generation WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let generation: i64 = self.readers.with(|conn| {
+            conn.prepare_cached("SELECT n FROM list_generation WHERE id = 1")?
+                .query_row([], |r| r.get(0))
+        })?;
         let key = CountCache::key(filter);
         let total = match self.counts.get(&key, generation) {
             Some(total) => total,
@@ -385,62 +272,26 @@ impl Catalog for SqliteCatalog {
                 match self.counts.get(&key, generation) {
                     Some(total) => total,
                     None => {
-                        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM ");
-                        push_from(&mut count, filter);
-                        push_conditions(&mut count, filter, Visible::Any);
-                        count.push(")");
-                        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-                        let total = total as u64;
+                        let count = list_count(filter);
+                        let total = self
+                            .readers
+                            .off_thread(move |conn| count.query_count(conn))
+                            .await? as u64;
                         self.counts.put(key, generation, total);
                         total
                     }
                 }
             }
         };
-
-        let limit = i64::from(filter.limit);
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-        // The page comes back as one JSON value rather than a row per image: sqlx hands every
-        // row, and a copy of every column value, from its SQLite thread to this task, and at
-        // 200 rows × 22 columns that traffic cost more than the query.
-        let mut page = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT json_group_array(json_array({IMAGE_COLUMNS})) FROM (SELECT {IMAGE_COLUMNS} FROM "
-        ));
-        if filter.tag.is_some() {
-            // Driven by the tag's index, which is in image id order: no scan, no sort.
-            push_from(&mut page, filter);
-            push_conditions(&mut page, filter, Visible::Any);
-            page.push(") ORDER BY image_tags.image_id");
+        let page = list_page(filter);
+        let rows = if filter.offset <= INLINE_MAX_OFFSET {
+            self.readers.with(|conn| page.query_rows(conn))?
         } else {
-            // `public OR owner` would make SQLite gather and sort every visible image; each side
-            // alone walks an index in id order and stops after the page.
-            let wanted = offset.saturating_add(limit);
-            page.push("images WHERE id IN (");
-            for (i, visible) in [Visible::Public, Visible::Own].into_iter().enumerate() {
-                if i > 0 {
-                    page.push(" UNION ");
-                }
-                page.push("SELECT id FROM (SELECT id FROM images WHERE");
-                push_conditions(&mut page, filter, visible);
-                page.push(" ORDER BY id LIMIT ").push_bind(wanted).push(")");
-            }
-            page.push(") ORDER BY id");
-        }
-        page.push(" LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(offset)
-            .push(")");
-        let json: String = page.build_query_scalar().fetch_one(&self.pool).await?;
-        let rows: Vec<JsonRow> = serde_json::from_str(&json)
-            .map_err(|e| CatalogError::Corrupt(format!("list page: {e}")))?;
-        let mut images = rows
-            .into_iter()
-            .map(ImageRecord::try_from)
-            .collect::<CatalogResult<Vec<_>>>()?;
-        // An aggregate's input order is SQLite's choice; the page's is by id.
-        images.sort_unstable_by_key(|r| r.id);
-        Ok((images, total))
+            self.readers
+                .off_thread(move |conn| page.query_rows(conn))
+                .await?
+        };
+        Ok((rows_to_records(rows)?, total))
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
