@@ -15,6 +15,9 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
+use local::LocalUpload;
+
+mod local;
 mod staging;
 
 /// Why a blob-store operation failed. Messages never contain credentials (S3 keys come from the
@@ -35,6 +38,8 @@ pub enum BlobError {
     },
     #[error("blob store: {0}")]
     Store(#[from] object_store::Error),
+    #[error("blob store: writing {key}: {source}")]
+    Write { key: String, source: std::io::Error },
 }
 
 /// What `list` reports about one stored blob.
@@ -49,10 +54,17 @@ pub struct BlobMeta {
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
-    /// The local root, for the staging sweep that `object_store` cannot do (it hides staging files
-    /// from `list`).
-    local_root: Option<PathBuf>,
+    /// The local directory store, for what `object_store` does not do there: streaming writes
+    /// without multipart buffering (`local::LocalUpload`) and the staging sweep (it hides staging
+    /// files from `list`).
+    local: Option<Local>,
     description: String,
+}
+
+#[derive(Clone, Debug)]
+struct Local {
+    root: PathBuf,
+    fs: Arc<LocalFileSystem>,
 }
 
 /// The key of one import attempt's blob. `attempt` is unique per attempt (a UUID), so a retried
@@ -119,13 +131,15 @@ impl Blobs {
         let root = std::fs::canonicalize(dir).map_err(dir_error)?;
         // fsync makes a completed upload durable (file, then its directory) before `commit`
         // returns; cleanup removes the per-image directories that deletes leave empty.
-        let store = LocalFileSystem::new_with_prefix(&root)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
+        let fs = Arc::new(
+            LocalFileSystem::new_with_prefix(&root)?
+                .with_fsync(true)
+                .with_automatic_cleanup(true),
+        );
         Ok(Self {
-            store: Arc::new(store),
+            store: fs.clone(),
             description: format!("file://{}", root.display()),
-            local_root: Some(root),
+            local: Some(Local { root, fs }),
         })
     }
 
@@ -140,7 +154,7 @@ impl Blobs {
         };
         Ok(Self {
             store,
-            local_root: None,
+            local: None,
             description: format!("s3://{bucket}/{prefix}"),
         })
     }
@@ -150,7 +164,7 @@ impl Blobs {
         let description = store.to_string();
         Self {
             store,
-            local_root: None,
+            local: None,
             description,
         }
     }
@@ -165,16 +179,27 @@ impl Blobs {
     /// size that the backend can accept.
     pub async fn writer(&self, key: &str, max_size: u64) -> Result<BlobWriter, BlobError> {
         let path = parse_key(key)?;
-        let upload = self.store.put_multipart(&path).await?;
+        let upload = match &self.local {
+            Some(local) => {
+                let dest = local.fs.path_to_filesystem(&path)?;
+                let upload = LocalUpload::create(dest.clone())
+                    .await
+                    .map_err(|source| BlobError::Directory { path: dest, source })?;
+                Upload::Local(upload)
+            }
+            None => Upload::Multipart {
+                parts: WriteMultipart::new_with_chunk_size(
+                    self.store.put_multipart(&path).await?,
+                    part_size(max_size),
+                ),
+                store: self.store.clone(),
+                path,
+            },
+        };
         Ok(BlobWriter {
-            inner: Some(WriteMultipart::new_with_chunk_size(
-                upload,
-                part_size(max_size),
-            )),
+            inner: Some(upload),
             key: key.to_owned(),
             written: 0,
-            store: self.store.clone(),
-            path,
         })
     }
 
@@ -229,7 +254,7 @@ impl Blobs {
     /// multipart uploads out of sight, and a bucket lifecycle rule
     /// (`AbortIncompleteMultipartUpload`) is the way to expire them there.
     pub async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
-        let Some(root) = self.local_root.clone() else {
+        let Some(root) = self.local.as_ref().map(|l| l.root.clone()) else {
             return Ok(0);
         };
         tokio::task::spawn_blocking(move || staging::sweep(&root, older_than))
@@ -265,23 +290,39 @@ fn parse_prefix(prefix: &str) -> Result<Option<Path>, BlobError> {
 }
 
 /// A streaming upload. Dropping it without [`commit`](Self::commit) or [`abort`](Self::abort)
-/// aborts it in the background, so an error path that forgets cleanup still leaves nothing behind.
+/// aborts it (in the background for S3), so an error path that forgets cleanup still leaves
+/// nothing behind.
 #[derive(Debug)]
 pub struct BlobWriter {
-    inner: Option<WriteMultipart>,
+    inner: Option<Upload>,
     key: String,
     written: u64,
-    store: Arc<dyn ObjectStore>,
-    path: Path,
+}
+
+#[derive(Debug)]
+enum Upload {
+    /// The local directory: chunks go straight to the file (see `local`).
+    Local(LocalUpload),
+    /// Other stores: parts of `part_size`, a few in flight.
+    Multipart {
+        parts: WriteMultipart,
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+    },
 }
 
 impl BlobWriter {
-    /// Appends `chunk`, waiting while too many parts are in flight so memory stays bounded.
+    /// Appends `chunk`, waiting while the store is busy so memory stays bounded.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
-        let inner = self.inner.as_mut().expect("writer used after commit/abort");
-        inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        self.written += chunk.len() as u64;
-        inner.put(chunk);
+        let len = chunk.len() as u64;
+        match self.inner.as_mut().expect("writer used after commit/abort") {
+            Upload::Local(upload) => upload.write(chunk).await.map_err(|e| self.local_error(e))?,
+            Upload::Multipart { parts, .. } => {
+                parts.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                parts.put(chunk);
+            }
+        }
+        self.written += len;
         Ok(())
     }
 
@@ -297,45 +338,59 @@ impl BlobWriter {
     /// Completes the upload: only now does the blob appear under its key (durably, for the local
     /// directory). On failure the upload is aborted.
     pub async fn commit(mut self) -> Result<u64, BlobError> {
-        let inner = self.inner.take().expect("writer used after commit/abort");
-        if self.written == 0 {
-            // S3 servers (Garage among them) refuse a multipart upload whose only part is
-            // empty; an empty blob is a plain PUT.
-            inner.abort().await?;
-            self.store
-                .put(&self.path, object_store::PutPayload::default())
-                .await?;
-            return Ok(0);
+        match self.inner.take().expect("writer used after commit/abort") {
+            Upload::Local(upload) => upload.commit().await.map_err(|e| self.local_error(e))?,
+            Upload::Multipart { parts, store, path } => {
+                if self.written == 0 {
+                    // S3 servers (Garage among them) refuse a multipart upload whose only part
+                    // is empty; an empty blob is a plain PUT.
+                    parts.abort().await?;
+                    store
+                        .put(&path, object_store::PutPayload::default())
+                        .await?;
+                    return Ok(0);
+                }
+                parts.finish().await?;
+            }
         }
-        inner.finish().await?;
         Ok(self.written)
     }
 
     /// Discards the upload and everything written so far.
     pub async fn abort(mut self) -> Result<(), BlobError> {
-        let inner = self.inner.take().expect("writer used after commit/abort");
-        inner.abort().await?;
+        match self.inner.take().expect("writer used after commit/abort") {
+            Upload::Local(upload) => upload.abort().await.map_err(|e| self.local_error(e))?,
+            Upload::Multipart { parts, .. } => parts.abort().await?,
+        }
         Ok(())
+    }
+
+    fn local_error(&self, source: std::io::Error) -> BlobError {
+        BlobError::Write {
+            key: self.key.clone(),
+            source,
+        }
     }
 }
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
+        let Some(Upload::Multipart { parts, .. }) = self.inner.take() else {
+            // A local upload removes its staging file when dropped.
             return;
         };
         tracing::debug!(key = %self.key, "aborting an upload dropped without commit");
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    if let Err(e) = inner.abort().await {
+                    if let Err(e) = parts.abort().await {
                         tracing::warn!(error = %e, "could not abort a dropped upload");
                     }
                 });
             }
-            // Without a runtime the backend's own drop is the best we can do (the local
-            // directory removes its staging file; S3 leaves it to the lifecycle rule).
-            Err(_) => drop(inner),
+            // Without a runtime the backend's own drop is the best we can do (S3 leaves it to
+            // the lifecycle rule).
+            Err(_) => drop(parts),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! nothing): gzip and bzip2, each possibly of several members/streams, as `cat a.gz b.gz` and
 //! parallel compressors (pigz, pbzip2) produce. Anything else passes through unchanged.
 
-use std::io::{self, BufReader, Chain, Cursor, Read};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use bytes::{Buf, Bytes};
 
@@ -69,39 +70,90 @@ impl DecompressError {
     }
 }
 
-/// A blocking `Read` over the chunks the async download sends; for use on a blocking thread.
+/// The chunks the async download sends, for a blocking thread: as chunks (passed on without a
+/// copy when there is nothing to decompress) or as a `BufRead` for a decoder.
 pub struct ChannelReader {
     rx: tokio::sync::mpsc::Receiver<Bytes>,
-    current: Bytes,
+    /// Chunks received but not yet handed out: the peeked head, then the one being read.
+    queued: VecDeque<Bytes>,
 }
 
 impl ChannelReader {
     pub fn new(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
         Self {
             rx,
-            current: Bytes::new(),
+            queued: VecDeque::new(),
         }
+    }
+
+    /// Recognises the stream by its first bytes, which stay to be read.
+    pub fn detect(&mut self) -> Compression {
+        let mut head = Vec::with_capacity(4);
+        let mut i = 0;
+        while head.len() < 4 {
+            if i == self.queued.len() {
+                match self.rx.blocking_recv() {
+                    Some(chunk) => self.queued.push_back(chunk),
+                    None => break,
+                }
+            }
+            let chunk = &self.queued[i];
+            head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
+            i += 1;
+        }
+        Compression::detect(&head)
+    }
+
+    /// The next chunk, `None` at the end.
+    pub fn next_chunk(&mut self) -> Option<Bytes> {
+        // The sender closes the channel at the body's end and on failure alike; the pipeline
+        // tells them apart by the download's result.
+        self.queued.pop_front().or_else(|| self.rx.blocking_recv())
     }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                // The sender closes the channel at the body's end and on failure alike; the
-                // pipeline tells them apart by the download's result.
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
 
-type Peeked<R> = Chain<Cursor<Vec<u8>>, R>;
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.queued.front().is_some_and(Bytes::is_empty) {
+            self.queued.pop_front();
+        }
+        if self.queued.is_empty() {
+            match self.next_chunk() {
+                Some(chunk) => self.queued.push_back(chunk),
+                None => return Ok(&[]),
+            }
+        }
+        Ok(self.queued.front().map(|c| &c[..]).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Some(chunk) = self.queued.front_mut() {
+            chunk.advance(n.min(chunk.len()));
+        }
+    }
+}
+
+/// A decoder for `compression` over `input`, which starts at the stream's first byte.
+pub fn decoder_for<R: BufRead + Send + 'static>(
+    compression: Compression,
+    input: R,
+) -> Box<dyn Read + Send> {
+    match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+    }
+}
 
 /// Wraps `input` in the decoder its first bytes call for.
 pub fn decoder<R: Read + Send + 'static>(
@@ -110,15 +162,10 @@ pub fn decoder<R: Read + Send + 'static>(
     let mut head = Vec::with_capacity(4);
     (&mut input).take(4).read_to_end(&mut head)?;
     let compression = Compression::detect(&head);
-    let input: Peeked<R> = Read::chain(Cursor::new(head), input);
-    // The decoders want buffered input; 256 KiB keeps read calls on the channel few.
+    let input = Read::chain(Cursor::new(head), input);
+    // The decoders want buffered input; 256 KiB keeps read calls few.
     let buffered = BufReader::with_capacity(256 << 10, input);
-    let reader: Box<dyn Read + Send> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
-    };
-    Ok((compression, reader))
+    Ok((compression, decoder_for(compression, buffered)))
 }
 
 #[cfg(test)]
@@ -172,6 +219,32 @@ mod tests {
         assert_eq!(decode(bz).map_ok(), (Compression::Bzip2, Ok(data.clone())));
         let (c, out) = decode(data.clone());
         assert_eq!((c, out.unwrap()), (Compression::None, data));
+    }
+
+    #[test]
+    fn channel_reader_detects_a_head_split_across_chunks() {
+        let data = bzip2(&sample());
+        for split in [1, 2, 3, 5, 4096] {
+            let (tx, rx) = tokio::sync::mpsc::channel(1 << 16);
+            for piece in data.chunks(split) {
+                tx.try_send(Bytes::copy_from_slice(piece)).unwrap();
+            }
+            drop(tx);
+            let mut input = ChannelReader::new(rx);
+            assert_eq!(input.detect(), Compression::Bzip2, "{split}");
+            let mut out = Vec::new();
+            decoder_for(Compression::Bzip2, input)
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == sample(), "{split}");
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Bytes::from_static(b"BZ")).unwrap();
+        drop(tx);
+        let mut input = ChannelReader::new(rx);
+        assert_eq!(input.detect(), Compression::None);
+        assert_eq!(input.next_chunk().as_deref(), Some(&b"BZ"[..]));
+        assert_eq!(input.next_chunk(), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -27,6 +28,9 @@ use crate::{
 
 /// Decompressed chunk size: large enough that per-chunk costs vanish, small enough to bound memory.
 const CHUNK: usize = 1 << 20;
+/// Downloaded chunks smaller than this are gathered into one before they are passed on.
+const SMALL_CHUNK: usize = 256 << 10;
+const _: () = assert!(2 * SMALL_CHUNK <= CHUNK);
 /// Chunks buffered on each channel.
 const RAW_CHUNKS: usize = 8;
 const OUT_CHUNKS: usize = 4;
@@ -221,41 +225,134 @@ fn decompress_and_inspect(
     hash_tx: std::sync::mpsc::SyncSender<Bytes>,
     max_bytes: u64,
 ) -> Result<CpuOutput, CpuError> {
-    let (compression, mut reader) = decompress::decoder(ChannelReader::new(raw_rx))
-        .map_err(|e| DecompressError::from_io(Compression::None, e))?;
-    let mut inspector = Inspector::new(max_bytes);
-    let mut total: u64 = 0;
-    loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = read_full(&mut reader, &mut buf)
-            .map_err(|e| DecompressError::from_io(compression, e))?;
-        if n == 0 {
-            break;
+    let mut input = ChannelReader::new(raw_rx);
+    let compression = input.detect();
+    let pool = BufferPool::default();
+    let mut stage = Stage {
+        inspector: Inspector::new(max_bytes),
+        total: 0,
+        max_bytes,
+        out_tx,
+        hash_tx,
+    };
+    if compression == Compression::None {
+        // The downloaded chunks go on as they are; only small ones are gathered, so that each
+        // chunk passed on carries enough bytes to make its trip through the channels worth it.
+        let mut small: Option<(Vec<u8>, usize)> = None;
+        while let Some(chunk) = input.next_chunk() {
+            if chunk.len() >= SMALL_CHUNK {
+                if let Some((buf, len)) = small.take() {
+                    stage.pass(pool.share(buf, len))?;
+                }
+                stage.pass(chunk)?;
+                continue;
+            }
+            // Fits: what is gathered stays under SMALL_CHUNK, and 2 × SMALL_CHUNK <= CHUNK.
+            let (buf, len) = small.get_or_insert_with(|| (pool.take(), 0));
+            buf[*len..*len + chunk.len()].copy_from_slice(&chunk);
+            *len += chunk.len();
+            if *len >= SMALL_CHUNK {
+                let (buf, len) = small.take().expect("gathering");
+                stage.pass(pool.share(buf, len))?;
+            }
         }
-        total += n as u64;
-        if total > max_bytes {
-            return Err(CpuError::TooLarge(max_bytes));
+        if let Some((buf, len)) = small.take() {
+            stage.pass(pool.share(buf, len))?;
         }
-        buf.truncate(n);
-        inspector
-            .push(&buf)
-            .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
-        let chunk = Bytes::from(buf);
-        hash_tx
-            .send(chunk.clone())
-            .map_err(|_| CpuError::OutputGone)?;
-        out_tx
-            .blocking_send(chunk)
-            .map_err(|_| CpuError::OutputGone)?;
+    } else {
+        let mut reader = decompress::decoder_for(compression, input);
+        loop {
+            let mut buf = pool.take();
+            let n = read_full(&mut reader, &mut buf)
+                .map_err(|e| DecompressError::from_io(compression, e))?;
+            if n == 0 {
+                break;
+            }
+            stage.pass(pool.share(buf, n))?;
+        }
     }
-    let inspection = inspector
+    let inspection = stage
+        .inspector
         .finish()
         .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
     Ok(CpuOutput {
         compression,
         inspection,
-        bytes: total,
+        bytes: stage.total,
     })
+}
+
+/// The checks every chunk of the image passes, and its way on to the hasher and the uploader.
+struct Stage {
+    inspector: Inspector,
+    total: u64,
+    max_bytes: u64,
+    out_tx: mpsc::Sender<Bytes>,
+    hash_tx: std::sync::mpsc::SyncSender<Bytes>,
+}
+
+impl Stage {
+    fn pass(&mut self, chunk: Bytes) -> Result<(), CpuError> {
+        self.total += chunk.len() as u64;
+        if self.total > self.max_bytes {
+            return Err(CpuError::TooLarge(self.max_bytes));
+        }
+        self.inspector
+            .push(&chunk)
+            .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
+        self.hash_tx
+            .send(chunk.clone())
+            .map_err(|_| CpuError::OutputGone)?;
+        self.out_tx
+            .blocking_send(chunk)
+            .map_err(|_| CpuError::OutputGone)
+    }
+}
+
+/// Buffers of [`CHUNK`] bytes, reused for the length of an import: a fresh buffer costs page
+/// faults and zeroing for every mebibyte. A chunk's buffer comes back when the hasher and the
+/// uploader have both dropped it; at most [`POOLED`] wait here, so the pool never holds more than
+/// the stages had in flight at once.
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+const POOLED: usize = 16;
+
+impl BufferPool {
+    /// A buffer of `CHUNK` bytes (of unspecified content).
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        reused.unwrap_or_else(|| vec![0; CHUNK])
+    }
+
+    /// The first `len` bytes of `buf`, as a chunk that returns `buf` here when dropped.
+    fn share(&self, buf: Vec<u8>, len: usize) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: self.clone(),
+        })
+        .slice(..len)
+    }
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut pooled = self.pool.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pooled.len() < POOLED {
+            pooled.push(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 /// Fills `buf` unless the input ends first; returns how much was read.

@@ -58,6 +58,31 @@ async fn staging_files_are_hidden_until_commit_and_swept_when_stale() {
     assert!(walk(dir.path()).is_empty());
 }
 
+#[tokio::test]
+async fn a_large_local_write_is_stored_exactly() {
+    // Past the writer's writeback window and lag, in chunks of odd sizes, small and large.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::local(dir.path()).unwrap();
+    let mut w = blobs.writer("images/6/a", 100 << 20).await.unwrap();
+    let mut expected = Vec::new();
+    let mut n = 0u32;
+    for i in 0..200usize {
+        let len = [1, 4095, 65_537, 300_000, 1 << 20][i % 5];
+        let chunk: Vec<u8> = (0..len)
+            .map(|_| {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (n >> 16) as u8
+            })
+            .collect();
+        expected.extend_from_slice(&chunk);
+        w.write(bytes::Bytes::from(chunk)).await.unwrap();
+    }
+    assert_eq!(w.commit().await.unwrap(), expected.len() as u64);
+    let stored = std::fs::read(dir.path().join("images/6/a")).unwrap();
+    assert!(stored == expected, "the stored bytes differ");
+    assert_eq!(walk(dir.path()).len(), 1, "{:?}", walk(dir.path()));
+}
+
 #[test]
 fn other_schemes_are_refused_with_the_accepted_forms() {
     let err = Blobs::from_url("http://example.com/blobs")
