@@ -1,11 +1,14 @@
 //! The scale-out catalog: PostgreSQL, shared by any number of `tidepool serve` replicas. Jobs
 //! are claimed with `FOR UPDATE SKIP LOCKED`; idle workers wake on `LISTEN/NOTIFY`.
 
-use super::row::{join_regions, parse, push_changes, push_filter, record, records, IMAGE_COLUMNS};
+use super::row::{
+    join_regions, parse, push_changes, push_filter, record, records, ImageRow, IMAGE_COLUMNS,
+};
 use super::*;
 use crate::app::unix_now;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres, QueryBuilder, Row};
+use sqlx::{Connection, FromRow, Postgres, QueryBuilder, Row};
+use std::collections::HashMap;
 use std::time::Duration;
 use tidepool_api::Region;
 
@@ -15,6 +18,217 @@ const JOBS_CHANNEL: &str = "tidepool_jobs";
 pub struct PostgresCatalog {
     pool: PgPool,
     queued: Arc<tokio::sync::Notify>,
+    /// List totals by filter, valid while the viewer's list generation has not moved.
+    counts: CountCache,
+}
+
+/// Counting the images of an account with a million of them takes PostgreSQL hundreds of
+/// milliseconds, and every list page reports the total, which changes only when an image enters
+/// or leaves a list. Triggers move a per-account counter on exactly those writes (migration 0003),
+/// from any replica; a total is reused while the counters it was counted at are current.
+#[derive(Default)]
+struct CountCache {
+    totals: std::sync::Mutex<HashMap<CountKey, (i64, u64)>>,
+    /// One count per filter at a time: after a write, every list request of that filter would
+    /// otherwise count the same rows at once, each slower for the others. Other filters count
+    /// meanwhile.
+    counting: std::sync::Mutex<HashMap<CountKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a total depends on: the filter without its page.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CountKey(i64, bool, Option<&'static str>, Option<String>);
+
+impl CountKey {
+    fn of(f: &ImageFilter) -> Self {
+        CountKey(
+            f.viewer.0,
+            f.private_only,
+            f.listing.map(|l| l.as_str()),
+            f.tag.clone(),
+        )
+    }
+}
+
+/// Takes a filter's turn to count out of `CountCache::counting` once nobody else waits for it.
+struct CountTurn<'a> {
+    cache: &'a CountCache,
+    key: CountKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for CountTurn<'_> {
+    fn drop(&mut self) {
+        let mut counting = lock(&self.cache.counting);
+        // Clones are made only under this lock: the map's and this one mean nobody else has it.
+        if Arc::strong_count(&self.gate) == 2 {
+            counting.remove(&self.key);
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CountCache {
+    /// Bounds the cache against many distinct tags and viewers.
+    const MAX: usize = 4096;
+
+    fn get(&self, key: &CountKey, generation: i64) -> Option<u64> {
+        lock(&self.totals)
+            .get(key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, total)| *total)
+    }
+
+    fn put(&self, key: CountKey, generation: i64, total: u64) {
+        let mut map = lock(&self.totals);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, (generation, total));
+    }
+
+    /// The total for `key` at `generation`: cached, or counted by `count`.
+    async fn total(
+        &self,
+        key: CountKey,
+        generation: i64,
+        count: impl std::future::Future<Output = CatalogResult<u64>>,
+    ) -> CatalogResult<u64> {
+        if let Some(total) = self.get(&key, generation) {
+            return Ok(total);
+        }
+        let turn = {
+            let mut counting = lock(&self.counting);
+            let gate = counting.entry(key.clone()).or_default().clone();
+            CountTurn {
+                cache: self,
+                key: key.clone(),
+                gate,
+            }
+        };
+        let _held = turn.gate.lock().await;
+        if let Some(total) = self.get(&key, generation) {
+            return Ok(total);
+        }
+        let total = count.await?;
+        self.put(key, generation, total);
+        Ok(total)
+    }
+}
+
+/// A scalar query for the viewer's list generation: the sum of the counters of the lists it
+/// sees, the public one and its own. Both only grow, so the sum moves whenever either does.
+fn push_generation(q: &mut QueryBuilder<'_, Postgres>, viewer: AccountId) {
+    q.push("SELECT COALESCE(SUM(n), 0)::BIGINT FROM list_generation WHERE owner_key IN (0, ")
+        .push_bind(viewer.0)
+        .push(")");
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Public,
+    Private,
+}
+
+/// `IMAGE_COLUMNS`, each qualified with `images.`: a list may join `image_tags`, which has an
+/// `owner_id` too.
+fn image_columns() -> String {
+    IMAGE_COLUMNS
+        .split(',')
+        .map(|c| format!("images.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The images a list shows, as disjoint parts that each walk an index in id order (migration
+/// 0003): the public images (of one listing, or only the viewer's own for `private`) and, unless
+/// a listing asks for public images only, the viewer's private ones. With `limit`, each part
+/// stops after that many, which is all a page at that depth needs.
+fn push_parts(
+    q: &mut QueryBuilder<'_, Postgres>,
+    f: &ImageFilter,
+    columns: &str,
+    limit: Option<i64>,
+) {
+    push_part(q, f, columns, limit, Part::Public);
+    if f.listing.is_none() {
+        q.push(" UNION ALL ");
+        push_part(q, f, columns, limit, Part::Private);
+    }
+}
+
+fn push_part(
+    q: &mut QueryBuilder<'_, Postgres>,
+    f: &ImageFilter,
+    columns: &str,
+    limit: Option<i64>,
+    part: Part,
+) {
+    q.push(format!("(SELECT {columns} FROM "));
+    match (part, &f.tag) {
+        // Public images are few: each one's tags are looked up.
+        (Part::Public, Some(tag)) => {
+            q.push(
+                "images JOIN image_tags ON image_tags.image_id = images.id AND image_tags.tag = ",
+            )
+            .push_bind(tag.clone())
+            .push(" WHERE");
+        }
+        // The viewer's images with the tag, straight from the index of (owner, tag, image):
+        // walking the tag's images would pass every other account's, walking the viewer's
+        // would pass all its images without the tag.
+        (Part::Private, Some(tag)) => {
+            q.push("image_tags JOIN images ON images.id = image_tags.image_id WHERE image_tags.owner_id = ")
+                .push_bind(f.viewer.0)
+                .push(" AND image_tags.tag = ")
+                .push_bind(tag.clone())
+                .push(" AND");
+        }
+        (_, None) => {
+            q.push("images WHERE");
+        }
+    }
+    q.push(" images.status NOT IN ('deleted', 'retired') AND ");
+    match part {
+        Part::Public => {
+            q.push("images.public");
+            if let Some(listing) = f.listing {
+                q.push(" AND images.listing = ")
+                    .push_bind(listing.as_str().to_owned());
+            }
+            if f.private_only {
+                q.push(" AND images.owner_id = ").push_bind(f.viewer.0);
+            }
+            if let Some(n) = limit {
+                q.push(format!(" ORDER BY images.id LIMIT {n}"));
+            }
+        }
+        Part::Private if f.tag.is_some() => {
+            q.push("NOT images.public AND images.owner_id = ")
+                .push_bind(f.viewer.0);
+            if let Some(n) = limit {
+                q.push(format!(" ORDER BY image_tags.image_id LIMIT {n}"));
+            }
+        }
+        Part::Private => {
+            // A range and an order by owner first, not `owner_id = …` and by id: then the only
+            // cheap way to the first rows in order is the owner's index. With `=`, a plan made
+            // for no viewer in particular (prepared statements get one after five runs) may
+            // walk the primary key instead, expecting the viewer's images early; for an
+            // account whose images are the newest, that reads every other account's first.
+            q.push("NOT images.public AND images.owner_id >= ")
+                .push_bind(f.viewer.0)
+                .push(" AND images.owner_id <= ")
+                .push_bind(f.viewer.0);
+            if let Some(n) = limit {
+                q.push(format!(" ORDER BY images.owner_id, images.id LIMIT {n}"));
+            }
+        }
+    }
+    q.push(")");
 }
 
 impl PostgresCatalog {
@@ -57,7 +271,11 @@ impl PostgresCatalog {
                 }
             }
         });
-        Ok(PostgresCatalog { pool, queued })
+        Ok(PostgresCatalog {
+            pool,
+            queued,
+            counts: CountCache::default(),
+        })
     }
 
     async fn announce_job(executor: impl sqlx::PgExecutor<'_>) -> CatalogResult<()> {
@@ -194,17 +412,66 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
-        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM images");
-        push_filter(&mut count, filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut page = QueryBuilder::<Postgres>::new(format!("SELECT {IMAGE_COLUMNS} FROM images"));
-        push_filter(&mut page, filter);
-        page.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(filter.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::try_from(filter.offset).unwrap_or(i64::MAX));
-        let images = records(page.build_query_as().fetch_all(&self.pool).await?)?;
-        Ok((images, total as u64))
+        let limit = i64::from(filter.limit);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        // The generation comes back with the page, in its snapshot: one round trip per list.
+        let mut page = QueryBuilder::<Postgres>::new("SELECT (");
+        push_generation(&mut page, filter.viewer);
+        page.push(format!(") AS list_generation, {IMAGE_COLUMNS} FROM ("));
+        push_parts(
+            &mut page,
+            filter,
+            &image_columns(),
+            Some(offset.saturating_add(limit)),
+        );
+        // Literals, not parameters: with `LIMIT $n` a cached generic plan assumes a tenth of the
+        // table is wanted, and may choose to sort all of it.
+        page.push(format!(
+            ") AS visible ORDER BY id LIMIT {limit} OFFSET {offset}"
+        ));
+        let rows = page.build().fetch_all(&self.pool).await?;
+        let generation: i64 = match rows.first() {
+            Some(row) => row.try_get("list_generation")?,
+            None => {
+                let mut q = QueryBuilder::<Postgres>::new("");
+                push_generation(&mut q, filter.viewer);
+                q.build_query_scalar().fetch_one(&self.pool).await?
+            }
+        };
+        let images = records(
+            rows.iter()
+                .map(ImageRow::from_row)
+                .collect::<Result<_, _>>()?,
+        )?;
+        // Read after the generation, so that a write in between makes the total look stale,
+        // never the other way round.
+        let total = self
+            .counts
+            .total(CountKey::of(filter), generation, async {
+                let mut count = QueryBuilder::<Postgres>::new("SELECT (SELECT COUNT(*) FROM (");
+                push_parts(&mut count, filter, "images.id", None);
+                count.push(") AS visible)");
+                // Debug builds (the tests) also count by the visibility rule as it is stated, in
+                // the same snapshot: the parts must add up to exactly that.
+                let check = cfg!(debug_assertions);
+                if check {
+                    count.push(", (SELECT COUNT(*) FROM images");
+                    push_filter(&mut count, filter);
+                    count.push(")");
+                } else {
+                    count.push(", NULL::BIGINT");
+                }
+                let (n, by_rule): (i64, Option<i64>) =
+                    count.build_query_as().fetch_one(&self.pool).await?;
+                if check && by_rule != Some(n) {
+                    return Err(CatalogError::Corrupt(format!(
+                        "list parts count {n} images, the visibility rule {by_rule:?}"
+                    )));
+                }
+                Ok(n as u64)
+            })
+            .await?;
+        Ok((images, total))
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
@@ -477,5 +744,116 @@ impl Catalog for PostgresCatalog {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::testing::{
+        fresh_postgres_database, new_custom, new_public, postgres_admin_url,
+    };
+    use tidepool_api::{ImageStatus, ListType};
+
+    fn filter(viewer: AccountId, tag: Option<&str>, offset: u64) -> ImageFilter {
+        ImageFilter {
+            viewer,
+            private_only: false,
+            listing: None,
+            tag: tag.map(str::to_owned),
+            offset,
+            limit: 10,
+        }
+    }
+
+    async fn total(c: &PostgresCatalog, viewer: AccountId, tag: Option<&str>) -> u64 {
+        c.image_list(&filter(viewer, tag, 0)).await.unwrap().1
+    }
+
+    async fn counter(c: &PostgresCatalog, key: i64) -> i64 {
+        sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM list_generation WHERE owner_key = $1")
+            .bind(key)
+            .fetch_one(&c.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Totals one replica keeps follow what another replica writes, and only the lists a write
+    /// touches are counted again.
+    #[tokio::test]
+    async fn cached_totals_follow_writes_of_other_replicas() {
+        let Some(admin) = postgres_admin_url("cached_totals_follow_writes_of_other_replicas")
+        else {
+            return;
+        };
+        let url = fresh_postgres_database(&admin).await;
+        let (a, b) = (
+            PostgresCatalog::open(&url).await.unwrap(),
+            PostgresCatalog::open(&url).await.unwrap(),
+        );
+        let alice = a.account_ensure("alice").await.unwrap();
+        let bob = a.account_ensure("bob").await.unwrap();
+        a.image_insert(new_custom(alice, "a1", &["x"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                total(&a, alice, None).await,
+                total(&a, alice, Some("x")).await
+            ),
+            (1, 1)
+        );
+        assert_eq!(total(&a, bob, None).await, 0);
+
+        let bob_counter = counter(&a, bob.0).await;
+        let a2 = b
+            .image_insert(new_custom(alice, "a2", &["x"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                total(&a, alice, None).await,
+                total(&a, alice, Some("x")).await
+            ),
+            (2, 2),
+            "an insert through another replica"
+        );
+        assert_eq!(
+            counter(&a, bob.0).await,
+            bob_counter,
+            "alice's images are not bob's lists"
+        );
+        let (page, n) = a.image_list(&filter(alice, None, 50)).await.unwrap();
+        assert_eq!(
+            (page.len(), n),
+            (0, 2),
+            "a page past the end still has the total"
+        );
+
+        b.image_update(
+            a2.id,
+            &ImageChanges {
+                status: Some(ImageStatus::Deleted),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            total(&a, alice, Some("x")).await,
+            1,
+            "a status change through another replica"
+        );
+        b.image_insert(new_public("debian-12-x64", ListType::Distribution))
+            .await
+            .unwrap();
+        assert_eq!(
+            (total(&a, alice, None).await, total(&a, bob, None).await),
+            (2, 1),
+            "a new public image is in every list"
+        );
+        let a1 = a.image_list(&filter(alice, Some("x"), 0)).await.unwrap().0;
+        b.image_delete(a1[0].id).await.unwrap();
+        assert_eq!(total(&a, alice, Some("x")).await, 0, "a delete");
     }
 }
