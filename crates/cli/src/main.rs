@@ -6,10 +6,6 @@ mod operator;
 use clap::{CommandFactory, Parser, Subcommand};
 use tidepool_server::config::ServeArgs;
 
-// Why not the system allocator: see the mimalloc line of Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "tidepool",
