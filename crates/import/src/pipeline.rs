@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tidepool_formats::{Inspection, Inspector};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::decompress::{self, ChannelReader, Compression, DecompressError};
@@ -31,8 +31,13 @@ const CHUNK: usize = 1 << 20;
 /// Downloaded chunks smaller than this are gathered into one before they are passed on.
 const SMALL_CHUNK: usize = 256 << 10;
 const _: () = assert!(2 * SMALL_CHUNK <= CHUNK);
-/// Chunks buffered on each channel.
-const RAW_CHUNKS: usize = 8;
+/// Downloaded bytes held anywhere in the pipeline at once (queued, being decompressed, hashed or
+/// written, whatever the size of the chunks the connection delivers): the download waits for
+/// room.
+const DOWNLOAD_BUDGET: usize = 4 << 20;
+/// Chunks queued on each channel: downloaded ones (bounded in bytes by the budget above), then
+/// the chunks of the image (at most [`CHUNK`] bytes each) to the uploader and the hasher.
+const RAW_CHUNKS: usize = 64;
 const OUT_CHUNKS: usize = 4;
 
 /// Why the decompress-and-inspect stage stopped.
@@ -180,11 +185,21 @@ async fn pump_download(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
+    let budget = Arc::new(Semaphore::new(DOWNLOAD_BUDGET));
     let pump = async {
         while let Some(chunk) = download.next_chunk().await? {
             progress
                 .bytes_read
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            // The permit goes back when the last stage drops the chunk.
+            let share = chunk.len().clamp(1, DOWNLOAD_BUDGET) as u32;
+            let Ok(permit) = budget.clone().acquire_many_owned(share).await else {
+                break;
+            };
+            let chunk = Bytes::from_owner(Budgeted {
+                chunk,
+                _permit: permit,
+            });
             if raw_tx.send(chunk).await.is_err() {
                 break;
             }
@@ -196,6 +211,18 @@ async fn pump_download(
         () = cancel.cancelled() => Err(FetchError::Cancelled),
         // Without this a refusal would wait for the next chunk, or the stall timeout, to be seen.
         () = raw_tx.closed() => Ok(()),
+    }
+}
+
+/// A downloaded chunk and its share of the [`DOWNLOAD_BUDGET`].
+struct Budgeted {
+    chunk: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk
     }
 }
 
