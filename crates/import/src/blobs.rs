@@ -319,7 +319,10 @@ impl BlobWriter {
             Upload::Local(upload) => upload.write(chunk).await.map_err(|e| self.local_error(e))?,
             Upload::Multipart { parts, .. } => {
                 parts.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                parts.put(chunk);
+                // Copied into the part being filled, not kept: a chunk carries its share of the
+                // pipeline's download budget until it is dropped, and a part is larger than that
+                // budget, so keeping chunks here would stall the download for good.
+                parts.write(&chunk);
             }
         }
         self.written += len;
