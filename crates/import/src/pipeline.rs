@@ -5,10 +5,13 @@
 //!                                        (blocking thread)          └──▶ [chunks] ─▶ SHA-256 (blocking thread)
 //! ```
 //!
-//! Every arrow is a bounded channel of at most a few chunks of ≤ 1 MiB, so memory does not grow
-//! with the image; decompression and hashing run on two threads so both cores are busy. The upload
-//! is committed only after every stage, including the inspector's verdict on the whole image,
-//! succeeded; on any failure it is aborted, so nothing is left under the key.
+//! Memory does not grow with the image: the downloaded bytes held anywhere in the pipeline are
+//! bounded in bytes ([`DOWNLOAD_BUDGET`]), decoded chunks (≤ 1 MiB, in reused buffers) in number
+//! ([`OUT_CHUNKS`] per channel), and the blob store takes a chunk only when it has room. An
+//! uncompressed download's chunks go through as they are, without a copy. Decompression and
+//! hashing run on two threads so both cores are busy. The upload is committed only after every
+//! stage, including the inspector's verdict on the whole image, succeeded; on any failure it is
+//! aborted, so nothing is left under the key.
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -34,7 +37,7 @@ const _: () = assert!(2 * SMALL_CHUNK <= CHUNK);
 /// Downloaded bytes held anywhere in the pipeline at once (queued, being decompressed, hashed or
 /// written, whatever the size of the chunks the connection delivers): the download waits for
 /// room.
-const DOWNLOAD_BUDGET: usize = 4 << 20;
+const DOWNLOAD_BUDGET: usize = 2 << 20;
 /// Chunks queued on each channel: downloaded ones (bounded in bytes by the budget above), then
 /// the chunks of the image (at most [`CHUNK`] bytes each) to the uploader and the hasher.
 const RAW_CHUNKS: usize = 64;

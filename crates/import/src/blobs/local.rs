@@ -3,13 +3,14 @@
 //! `object_store`'s multipart upload to a `LocalFileSystem` buffers whole parts (sized for S3's
 //! 10,000-part limit: 11 MiB for 100 GB) before writing them, and leaves every byte dirty in the
 //! page cache until the final fsync, which then writes the whole blob while the import waits.
-//! A local file needs neither. This writer appends the chunks as they come, in batches of
-//! [`WRITE_BATCH`] written on a blocking thread while the next batch gathers, and:
+//! A local file needs neither. This writer appends the chunks as they come, 1 MiB at a time
+//! written on a blocking thread while the next MiB gathers, and:
 //!
 //! - where the filesystem supports it (Linux, `statx` reports direct-I/O alignment), writes with
-//!   `O_DIRECT`: the disk reads the data from our buffer, so the CPU neither copies every byte
-//!   into the page cache nor manages those pages (the largest cost of the write path after
-//!   SHA-256 in `perf`), and the final fsync has only metadata left to write;
+//!   `O_DIRECT` from two aligned buffers the chunks are copied into on arrival: the disk reads
+//!   the data from our buffer, so the CPU neither copies every byte into the page cache nor
+//!   manages those pages (the largest cost of the write path after SHA-256 in `perf`), and the
+//!   final fsync has only metadata left to write;
 //! - elsewhere writes through the page cache, asks the kernel to start writing back every
 //!   [`WRITEBACK_WINDOW`] bytes and waits for the data more than [`WRITEBACK_LAG`] bytes behind,
 //!   so the disk works while the download goes on rather than all at the final fsync.
@@ -26,13 +27,14 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-/// Bytes gathered before they are handed to the blocking thread that writes them.
-const WRITE_BATCH: usize = 1 << 20;
-/// Direct I/O: the aligned buffer the batches are copied into and written from whole.
+/// Direct I/O: the aligned buffers chunks are copied into as they arrive, each written whole on
+/// a blocking thread while the other fills.
 const DIRECT_BUFFER: usize = 1 << 20;
 /// Direct I/O: memory, file offset and length alignment (every filesystem whose `statx`
 /// alignments divide this qualifies).
 const DIRECT_ALIGN: usize = 4096;
+/// Page cache: chunks gathered before they are written (one `writev`) on a blocking thread.
+const WRITE_BATCH: usize = 1 << 20;
 /// Page cache: writeback of the bytes written is started every this many bytes…
 const WRITEBACK_WINDOW: u64 = 8 << 20;
 /// …and the writer waits until the bytes more than this far behind are on the disk.
@@ -41,43 +43,68 @@ const WRITEBACK_LAG: u64 = 32 << 20;
 #[derive(Debug)]
 pub(super) struct LocalUpload {
     file: Slot,
+    gather: Gather,
     staging: PathBuf,
     dest: PathBuf,
-    pending: Vec<Bytes>,
-    pending_len: usize,
     /// The staging file still exists and is ours to remove.
     live: bool,
+}
+
+/// What has arrived and is not yet on its way to the file.
+#[derive(Debug)]
+enum Gather {
+    /// Direct I/O: copied on arrival (so the chunks' memory is free at once) into an aligned
+    /// buffer; `spare` is the other buffer, back from its write.
+    Aligned {
+        buffer: AlignedBuffer,
+        filled: usize,
+        spare: Option<AlignedBuffer>,
+    },
+    /// Page cache: the chunks themselves, written in one `writev`.
+    Chunks { chunks: Vec<Bytes>, len: usize },
 }
 
 /// The file, or the blocking write that has it.
 #[derive(Debug)]
 enum Slot {
     Idle(Box<FileState>),
-    Writing(JoinHandle<io::Result<Box<FileState>>>),
+    Writing(JoinHandle<io::Result<Written>>),
     /// A write's future was dropped (the import was cancelled) or failed: the upload can only
     /// be aborted now.
     Broken,
 }
 
+/// A write done: the file, and the direct-I/O buffer it was written from, to be filled again.
+type Written = (Box<FileState>, Option<AlignedBuffer>);
+
 #[derive(Debug)]
 struct FileState {
     file: File,
-    /// Bytes written (or, with direct I/O, gathered to be).
+    /// Bytes written.
     len: u64,
-    mode: Mode,
+    /// Page cache: writeback has been started for the bytes before `started` and has completed
+    /// for those before `settled` (unused with direct I/O).
+    started: u64,
+    settled: u64,
 }
 
+/// [`DIRECT_BUFFER`] bytes aligned to [`DIRECT_ALIGN`] (inside a larger allocation).
 #[derive(Debug)]
-enum Mode {
-    /// `O_DIRECT`: whole aligned blocks are written from `buffer[start..start + DIRECT_BUFFER]`.
-    Direct {
-        buffer: Vec<u8>,
-        start: usize,
-        filled: usize,
-    },
-    /// Through the page cache: writeback has been started for the bytes before `started` and
-    /// has completed for those before `settled`.
-    Cached { started: u64, settled: u64 },
+struct AlignedBuffer {
+    memory: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuffer {
+    fn new() -> Self {
+        let memory = vec![0; DIRECT_BUFFER + DIRECT_ALIGN];
+        let start = memory.as_ptr().align_offset(DIRECT_ALIGN);
+        Self { memory, start }
+    }
+
+    fn get(&mut self) -> &mut [u8] {
+        &mut self.memory[self.start..self.start + DIRECT_BUFFER]
+    }
 }
 
 impl LocalUpload {
@@ -88,31 +115,34 @@ impl LocalUpload {
 
     async fn create_with(dest: PathBuf, try_direct: bool) -> io::Result<Self> {
         let d = dest.clone();
-        let (state, staging) = blocking(move || {
+        let (state, staging, gather) = blocking(move || {
             let (file, staging) = create_staging(&d)?;
-            let mode = if try_direct && direct::enable(&file) {
-                let buffer = vec![0; DIRECT_BUFFER + DIRECT_ALIGN];
-                let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
-                Mode::Direct {
-                    buffer,
-                    start,
+            let gather = if try_direct && direct::enable(&file) {
+                Gather::Aligned {
+                    buffer: AlignedBuffer::new(),
                     filled: 0,
+                    spare: None,
                 }
             } else {
-                Mode::Cached {
-                    started: 0,
-                    settled: 0,
+                Gather::Chunks {
+                    chunks: Vec::new(),
+                    len: 0,
                 }
             };
-            Ok((Box::new(FileState { file, len: 0, mode }), staging))
+            let state = FileState {
+                file,
+                len: 0,
+                started: 0,
+                settled: 0,
+            };
+            Ok((Box::new(state), staging, gather))
         })
         .await?;
         Ok(Self {
             file: Slot::Idle(state),
+            gather,
             staging,
             dest,
-            pending: Vec::new(),
-            pending_len: 0,
             live: true,
         })
     }
@@ -120,44 +150,102 @@ impl LocalUpload {
     /// Whether the data bypasses the page cache.
     #[cfg(test)]
     fn is_direct(&self) -> bool {
-        matches!(&self.file, Slot::Idle(s) if matches!(s.mode, Mode::Direct { .. }))
+        matches!(self.gather, Gather::Aligned { .. })
     }
 
     pub(super) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.pending_len += chunk.len();
-        self.pending.push(chunk);
-        if self.pending_len >= WRITE_BATCH {
+        if let Gather::Aligned { .. } = self.gather {
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let Gather::Aligned { buffer, filled, .. } = &mut self.gather else {
+                    unreachable!("the mode never changes");
+                };
+                let n = rest.len().min(DIRECT_BUFFER - *filled);
+                buffer.get()[*filled..*filled + n].copy_from_slice(&rest[..n]);
+                *filled += n;
+                rest = &rest[n..];
+                if *filled == DIRECT_BUFFER {
+                    self.write_aligned().await?;
+                }
+            }
+            return Ok(());
+        }
+        let Gather::Chunks { chunks, len } = &mut self.gather else {
+            unreachable!("the mode never changes");
+        };
+        *len += chunk.len();
+        chunks.push(chunk);
+        if *len >= WRITE_BATCH {
+            let batch = std::mem::take(chunks);
+            *len = 0;
             let mut state = self.settle().await?;
-            let batch = std::mem::take(&mut self.pending);
-            self.pending_len = 0;
             // Not awaited: the next batch gathers while this one is written.
             self.file = Slot::Writing(tokio::task::spawn_blocking(move || {
-                state.append(&batch)?;
-                Ok(state)
+                state.append_cached(&batch)?;
+                Ok((state, None))
             }));
         }
         Ok(())
     }
 
+    /// Starts writing the full aligned buffer and goes on filling the other.
+    async fn write_aligned(&mut self) -> io::Result<()> {
+        let mut state = self.settle().await?;
+        let Gather::Aligned {
+            buffer,
+            filled,
+            spare,
+        } = &mut self.gather
+        else {
+            unreachable!("only direct I/O fills aligned buffers");
+        };
+        let next = spare.take().unwrap_or_else(AlignedBuffer::new);
+        let mut full = std::mem::replace(buffer, next);
+        *filled = 0;
+        // Not awaited: the next buffer fills while this one is written.
+        self.file = Slot::Writing(tokio::task::spawn_blocking(move || {
+            state.file.write_all(full.get())?;
+            state.len += DIRECT_BUFFER as u64;
+            Ok((state, Some(full)))
+        }));
+        Ok(())
+    }
+
     /// The file, once the write in progress (if any) is done.
     async fn settle(&mut self) -> io::Result<Box<FileState>> {
-        match std::mem::replace(&mut self.file, Slot::Broken) {
-            Slot::Idle(state) => Ok(state),
-            Slot::Writing(write) => write.await.unwrap_or_else(|e| Err(io::Error::other(e))),
-            Slot::Broken => Err(io::Error::other(
-                "an earlier write to this upload failed or was interrupted",
-            )),
+        let (state, buffer) = match std::mem::replace(&mut self.file, Slot::Broken) {
+            Slot::Idle(state) => (state, None),
+            Slot::Writing(write) => write.await.unwrap_or_else(|e| Err(io::Error::other(e)))?,
+            Slot::Broken => {
+                return Err(io::Error::other(
+                    "an earlier write to this upload failed or was interrupted",
+                ))
+            }
+        };
+        if let (Gather::Aligned { spare, .. }, Some(buffer)) = (&mut self.gather, buffer) {
+            *spare = Some(buffer);
         }
+        Ok(state)
     }
 
     /// Writes what is pending, makes the file durable and renames it to its key.
     pub(super) async fn commit(mut self) -> io::Result<()> {
         let mut state = self.settle().await?;
-        let batch = std::mem::take(&mut self.pending);
+        let mut gather = std::mem::replace(
+            &mut self.gather,
+            Gather::Chunks {
+                chunks: Vec::new(),
+                len: 0,
+            },
+        );
         let (staging, dest) = (self.staging.clone(), self.dest.clone());
         blocking(move || {
-            state.append(&batch)?;
-            state.finish()?;
+            match &mut gather {
+                Gather::Aligned { buffer, filled, .. } => {
+                    state.append_direct_tail(buffer, *filled)?
+                }
+                Gather::Chunks { chunks, .. } => state.append_cached(chunks)?,
+            }
             state.file.sync_all()?;
             drop(state);
             std::fs::rename(&staging, &dest)?;
@@ -187,63 +275,32 @@ impl Drop for LocalUpload {
 }
 
 impl FileState {
-    fn append(&mut self, batch: &[Bytes]) -> io::Result<()> {
-        match &mut self.mode {
-            Mode::Direct {
-                buffer,
-                start,
-                filled,
-            } => {
-                let aligned = &mut buffer[*start..*start + DIRECT_BUFFER];
-                for chunk in batch {
-                    let mut rest = &chunk[..];
-                    while !rest.is_empty() {
-                        let n = rest.len().min(DIRECT_BUFFER - *filled);
-                        aligned[*filled..*filled + n].copy_from_slice(&rest[..n]);
-                        (*filled, rest) = (*filled + n, &rest[n..]);
-                        if *filled == DIRECT_BUFFER {
-                            self.file.write_all(aligned)?;
-                            *filled = 0;
-                        }
-                    }
-                    self.len += chunk.len() as u64;
-                }
-            }
-            Mode::Cached { started, settled } => {
-                write_all_vectored(&mut self.file, batch)?;
-                self.len += batch.iter().map(|b| b.len() as u64).sum::<u64>();
-                // Keeps the disk busy during the import rather than after it.
-                if self.len - *started >= WRITEBACK_WINDOW {
-                    writeback::start(&self.file, *started, self.len - *started);
-                    *started = self.len;
-                    let behind = started.saturating_sub(WRITEBACK_LAG);
-                    if behind > *settled {
-                        writeback::wait(&self.file, *settled, behind - *settled);
-                        *settled = behind;
-                    }
-                }
+    fn append_cached(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        write_all_vectored(&mut self.file, batch)?;
+        self.len += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        // Keeps the disk busy during the import rather than after it.
+        if self.len - self.started >= WRITEBACK_WINDOW {
+            writeback::start(&self.file, self.started, self.len - self.started);
+            self.started = self.len;
+            let behind = self.started.saturating_sub(WRITEBACK_LAG);
+            if behind > self.settled {
+                writeback::wait(&self.file, self.settled, behind - self.settled);
+                self.settled = behind;
             }
         }
         Ok(())
     }
 
-    /// Writes the last, partial block (direct I/O writes whole blocks: it is padded, and the
-    /// file cut back to its length).
-    fn finish(&mut self) -> io::Result<()> {
-        if let Mode::Direct {
-            buffer,
-            start,
-            filled,
-        } = &mut self.mode
-        {
-            if *filled > 0 {
-                let whole = filled.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-                let aligned = &mut buffer[*start..*start + whole];
-                aligned[*filled..].fill(0);
-                self.file.write_all(aligned)?;
-                self.file.set_len(self.len)?;
-                *filled = 0;
-            }
+    /// Writes the last, partial buffer: direct I/O writes whole blocks, so it is padded, and the
+    /// file cut back to its length.
+    fn append_direct_tail(&mut self, buffer: &mut AlignedBuffer, filled: usize) -> io::Result<()> {
+        if filled > 0 {
+            let whole = filled.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+            let tail = &mut buffer.get()[..whole];
+            tail[filled..].fill(0);
+            self.file.write_all(tail)?;
+            self.len += filled as u64;
+            self.file.set_len(self.len)?;
         }
         Ok(())
     }
