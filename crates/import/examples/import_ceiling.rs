@@ -1,5 +1,5 @@
 //! Bench helper: the in-process ceiling of an import on this machine. The same decompression as
-//! the importer (its own `decompress::decoder`: flate2 with zlib-rs, mibz2), SHA-256 on a second
+//! the importer (its own `decompress::decoder`: flate2 with zlib-rs, bzip2), SHA-256 on a second
 //! thread, 1 MiB chunks written to a file on the same disk and a final fsync; no network, no
 //! inspection, no blob store.
 //!

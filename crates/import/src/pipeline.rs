@@ -80,7 +80,6 @@ pub async fn import_image(
     let shown_url = url::Url::parse(url).map(|u| redact(&u)).unwrap_or_default();
     tracing::info!(url = %shown_url, key = %blob_key, "importing an image");
     let result = run(url, blob_key, blobs, limits, progress, &cancel).await;
-    let _ = tokio::task::spawn_blocking(release_freed_memory).await;
     match &result {
         Ok(o) => tracing::info!(
             url = %shown_url, key = %blob_key, format = %o.format, virtual_size = o.virtual_size,
@@ -179,18 +178,6 @@ async fn run(
         compression: out.compression,
         blob_key: blob_key.to_owned(),
     })
-}
-
-/// Hands the memory an import freed back to the system. glibc keeps freed memory in its arenas
-/// (and, once large blocks have been freed, serves blocks of up to 32 MiB from them), so without
-/// this the tens of MiB of buffers an import used (more for bzip2: a block's decoded bytes) stay
-/// in the server's RSS after it.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only returns free pages of the allocator's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Moves the body into the raw channel until it ends, fails, is cancelled, or the consumer stops
