@@ -1,6 +1,7 @@
 //! The catalog: accounts, tokens, images and import jobs. One trait, chosen once at start-up
 //! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
 
+mod count_cache;
 mod postgres;
 mod records;
 mod row;

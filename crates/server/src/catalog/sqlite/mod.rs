@@ -3,6 +3,7 @@
 
 mod reads;
 
+use super::count_cache::{CountCache, CountKey};
 use super::row::{join_regions, parse, push_changes, record, records, IMAGE_COLUMNS};
 use super::*;
 use crate::app::unix_now;
@@ -43,49 +44,6 @@ const LIST_GENERATION: &str = "\
         BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
     CREATE TRIGGER IF NOT EXISTS list_generation_tag_delete AFTER DELETE ON image_tags
         BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;";
-
-/// What a total depends on: the filter without its page.
-type CountKey = (i64, bool, Option<&'static str>, Option<String>);
-
-#[derive(Default)]
-struct CountCache {
-    totals: std::sync::Mutex<std::collections::HashMap<CountKey, (i64, u64)>>,
-    /// One count at a time: after a write, every list request would otherwise count the same
-    /// million rows at once, each slower for the others.
-    counting: tokio::sync::Mutex<()>,
-}
-
-impl CountCache {
-    /// Bounds the cache against many distinct tags.
-    const MAX: usize = 4096;
-
-    fn key(f: &ImageFilter) -> CountKey {
-        (
-            f.viewer.0,
-            f.private_only,
-            f.listing.map(|l| l.as_str()),
-            f.tag.clone(),
-        )
-    }
-
-    fn get(&self, key: &CountKey, generation: i64) -> Option<u64> {
-        let map = self.totals.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, total)| *total)
-    }
-
-    fn put(&self, key: CountKey, generation: i64, total: u64) {
-        let mut map = self.totals.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::MAX {
-            map.retain(|_, (g, _)| *g == generation);
-            if map.len() >= Self::MAX {
-                map.clear();
-            }
-        }
-        map.insert(key, (generation, total));
-    }
-}
 
 impl SqliteCatalog {
     pub async fn open(path: &Path) -> CatalogResult<Self> {
@@ -264,25 +222,17 @@ impl Catalog for SqliteCatalog {
             conn.prepare_cached("SELECT n FROM list_generation WHERE id = 1")?
                 .query_row([], |r| r.get(0))
         })?;
-        let key = CountCache::key(filter);
-        let total = match self.counts.get(&key, generation) {
-            Some(total) => total,
-            None => {
-                let _one_at_a_time = self.counts.counting.lock().await;
-                match self.counts.get(&key, generation) {
-                    Some(total) => total,
-                    None => {
-                        let count = list_count(filter);
-                        let total = self
-                            .readers
-                            .off_thread(move |conn| count.query_count(conn))
-                            .await? as u64;
-                        self.counts.put(key, generation, total);
-                        total
-                    }
-                }
-            }
-        };
+        let count = list_count(filter);
+        let total = self
+            .counts
+            .total(CountKey::of(filter), generation, async {
+                let total = self
+                    .readers
+                    .off_thread(move |conn| count.query_count(conn))
+                    .await?;
+                Ok(total as u64)
+            })
+            .await?;
         let page = list_page(filter);
         let rows = if filter.offset <= INLINE_MAX_OFFSET {
             self.readers.with(|conn| page.query_rows(conn))?
