@@ -44,7 +44,7 @@ impl App {
             limit: params.per_page,
         };
         let (records, total) = self.catalog().image_list(&filter).await?;
-        let images = records.iter().map(to_wire).collect::<AppResult<_>>()?;
+        let images = records.into_iter().map(to_wire).collect::<AppResult<_>>()?;
         Ok(ImagePage { images, total })
     }
 
@@ -60,7 +60,7 @@ impl App {
                 .filter(|r| r.public)
                 .ok_or(Error::NotFound)?,
         };
-        to_wire(&record)
+        to_wire(record)
     }
 
     pub async fn image_create(&self, caller: &Caller, create: ImageCreate) -> AppResult<Image> {
@@ -97,7 +97,7 @@ impl App {
             account = record.owner.map(|a| a.0),
             "image created, import queued"
         );
-        to_wire(&record)
+        to_wire(record)
     }
 
     pub async fn image_update(
@@ -137,7 +137,7 @@ impl App {
             .image_update(id, &changes)
             .await?
             .ok_or(Error::NotFound)?;
-        to_wire(&updated)
+        to_wire(updated)
     }
 
     pub async fn image_delete(&self, caller: &Caller, id: i64) -> AppResult<()> {
@@ -212,25 +212,25 @@ impl App {
 }
 
 /// The API's view of a catalog record.
-pub(crate) fn to_wire(r: &ImageRecord) -> AppResult<Image> {
+pub(crate) fn to_wire(r: ImageRecord) -> AppResult<Image> {
     let created = time::OffsetDateTime::from_unix_timestamp(r.created_at)
         .map_err(Error::internal)?
         .format(&Rfc3339)
         .map_err(Error::internal)?;
     Ok(Image {
         id: u64::try_from(r.id).map_err(Error::internal)?,
-        name: r.name.clone(),
+        name: r.name,
         distribution: r.distribution,
-        slug: r.slug.clone(),
+        slug: r.slug,
         public: r.public,
-        regions: r.regions.clone(),
+        regions: r.regions,
         created_at: created,
         kind: r.kind,
         min_disk_size: r.min_disk_size,
         size_gigabytes: r.size_gigabytes,
-        description: r.description.clone(),
-        tags: r.tags.clone(),
+        description: r.description,
+        tags: r.tags,
         status: r.status,
-        error_message: r.error_message.clone(),
+        error_message: r.error_message,
     })
 }

@@ -3,14 +3,42 @@
 
 use super::count_cache::{CountCache, CountKey};
 use super::row::{
-    join_regions, parse, push_changes, push_filter, record, records, ImageRow, IMAGE_COLUMNS,
+    join_regions, parse, push_changes, push_filter, record, records, RowView, IMAGE_COLUMNS,
 };
 use super::*;
 use crate::app::unix_now;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::{Connection, FromRow, Postgres, QueryBuilder, Row};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
 use std::time::Duration;
 use tidepool_api::Region;
+
+/// A row selected with `IMAGE_COLUMNS`, borrowed from the driver's buffer.
+fn view_of(row: &PgRow) -> Result<RowView<'_>, sqlx::Error> {
+    Ok(RowView {
+        id: row.try_get("id")?,
+        owner_id: row.try_get("owner_id")?,
+        name: row.try_get("name")?,
+        distribution: row.try_get("distribution")?,
+        slug: row.try_get("slug")?,
+        public: row.try_get("public")?,
+        listing: row.try_get("listing")?,
+        regions: row.try_get("regions")?,
+        created_at: row.try_get("created_at")?,
+        kind: row.try_get("kind")?,
+        min_disk_size: row.try_get("min_disk_size")?,
+        size_gigabytes: row.try_get("size_gigabytes")?,
+        description: row.try_get("description")?,
+        tags: row.try_get("tags")?,
+        status: row.try_get("status")?,
+        error_message: row.try_get("error_message")?,
+        source_url: row.try_get("source_url")?,
+        format: row.try_get("format")?,
+        virtual_size: row.try_get("virtual_size")?,
+        stored_bytes: row.try_get("stored_bytes")?,
+        sha256: row.try_get("sha256")?,
+        blob_key: row.try_get("blob_key")?,
+    })
+}
 
 /// The channel on which a queued or released job is announced to every replica.
 const JOBS_CHANNEL: &str = "tidepool_jobs";
@@ -341,11 +369,10 @@ impl Catalog for PostgresCatalog {
                 q.build_query_scalar().fetch_one(&self.pool).await?
             }
         };
-        let images = records(
-            rows.iter()
-                .map(ImageRow::from_row)
-                .collect::<Result<_, _>>()?,
-        )?;
+        let images = rows
+            .iter()
+            .map(|row| view_of(row)?.to_record())
+            .collect::<CatalogResult<_>>()?;
         // Read after the generation, so that a write in between makes the total look stale,
         // never the other way round.
         let total = self

@@ -7,7 +7,7 @@ use super::count_cache::{CountCache, CountKey};
 use super::row::{join_regions, parse, push_changes, record, records, IMAGE_COLUMNS};
 use super::*;
 use crate::app::unix_now;
-use reads::{image_where, list_count, list_page, rows_to_records, Readers, INLINE_MAX_OFFSET};
+use reads::{image_where, list_count, list_generation, list_page, Readers, INLINE_MAX_OFFSET};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -208,24 +208,33 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
-        record(self.readers.with(|conn| image_where(conn, "id", id))?)
+        self.readers.with(|conn| image_where(conn, "id", id))
     }
 
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>> {
-        record(self.readers.with(|conn| image_where(conn, "slug", slug))?)
+        self.readers.with(|conn| image_where(conn, "slug", slug))
     }
 
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)> {
-        // Read before counting, so that a write in between makes the total look stale, never
-        // the other way round.
-        let generation: i64 = self.readers.with(|conn| {
-            conn.prepare_cached("SELECT n FROM list_generation WHERE id = 1")?
-                .query_row([], |r| r.get(0))
-        })?;
-        let count = list_count(filter);
+        // The generation is read before counting, so that a write in between makes the total
+        // look stale, never the other way round.
+        let page = list_page(filter);
+        let (generation, images) = if filter.offset <= INLINE_MAX_OFFSET {
+            self.readers.with(|conn| -> CatalogResult<_> {
+                Ok((list_generation(conn)?, page.query_records(conn)?))
+            })?
+        } else {
+            let generation = self.readers.with(list_generation)?;
+            let images = self
+                .readers
+                .off_thread(move |conn| page.query_records(conn))
+                .await?;
+            (generation, images)
+        };
         let total = self
             .counts
             .total(CountKey::of(filter), generation, async {
+                let count = list_count(filter);
                 let total = self
                     .readers
                     .off_thread(move |conn| count.query_count(conn))
@@ -233,15 +242,7 @@ impl Catalog for SqliteCatalog {
                 Ok(total as u64)
             })
             .await?;
-        let page = list_page(filter);
-        let rows = if filter.offset <= INLINE_MAX_OFFSET {
-            self.readers.with(|conn| page.query_rows(conn))?
-        } else {
-            self.readers
-                .off_thread(move |conn| page.query_rows(conn))
-                .await?
-        };
-        Ok((rows_to_records(rows)?, total))
+        Ok((images, total))
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {

@@ -8,10 +8,10 @@
 //! connections. WAL mode lets them read beside the writer without waiting for it. Reads whose
 //! cost grows with the catalog (a list's total, a page deep into it) go to the blocking pool.
 
-use super::super::row::{ImageRow, IMAGE_COLUMNS};
+use super::super::row::{RowView, IMAGE_COLUMNS};
 use super::super::{CatalogError, CatalogResult, ImageFilter, ImageRecord};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,10 +47,10 @@ impl Readers {
         Ok(conn)
     }
 
-    pub fn with<T>(
-        &self,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> CatalogResult<T> {
+    pub fn with<T, E>(&self, read: impl FnOnce(&Connection) -> Result<T, E>) -> CatalogResult<T>
+    where
+        CatalogError: From<E>,
+    {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -65,10 +65,13 @@ impl Readers {
     }
 
     /// Runs `read` on the blocking pool, for reads too long for the calling thread.
-    pub async fn off_thread<T: Send + 'static>(
+    pub async fn off_thread<T: Send + 'static, E>(
         self: &Arc<Self>,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> CatalogResult<T> {
+        read: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> CatalogResult<T>
+    where
+        CatalogError: From<E>,
+    {
         let readers = self.clone();
         tokio::task::spawn_blocking(move || readers.with(read))
             .await
@@ -76,34 +79,41 @@ impl Readers {
     }
 }
 
-impl ImageRow {
-    /// A row selected as `IMAGE_COLUMNS`, in that order.
-    fn from_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(ImageRow {
-            id: row.get(0)?,
-            owner_id: row.get(1)?,
-            name: row.get(2)?,
-            distribution: row.get(3)?,
-            slug: row.get(4)?,
-            public: row.get(5)?,
-            listing: row.get(6)?,
-            regions: row.get(7)?,
-            created_at: row.get(8)?,
-            kind: row.get(9)?,
-            min_disk_size: row.get(10)?,
-            size_gigabytes: row.get(11)?,
-            description: row.get(12)?,
-            tags: row.get(13)?,
-            status: row.get(14)?,
-            error_message: row.get(15)?,
-            source_url: row.get(16)?,
-            format: row.get(17)?,
-            virtual_size: row.get(18)?,
-            stored_bytes: row.get(19)?,
-            sha256: row.get(20)?,
-            blob_key: row.get(21)?,
-        })
-    }
+/// A row selected as `IMAGE_COLUMNS`, in that order, borrowed from SQLite's buffers.
+fn view_of<'a>(row: &'a rusqlite::Row<'_>) -> rusqlite::Result<RowView<'a>> {
+    let text = |i: usize| -> rusqlite::Result<&'a str> { Ok(row.get_ref(i)?.as_str()?) };
+    let text_or_null =
+        |i: usize| -> rusqlite::Result<Option<&'a str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
+    Ok(RowView {
+        id: row.get(0)?,
+        owner_id: row.get(1)?,
+        name: text(2)?,
+        distribution: text(3)?,
+        slug: text_or_null(4)?,
+        public: row.get(5)?,
+        listing: text_or_null(6)?,
+        regions: text(7)?,
+        created_at: row.get(8)?,
+        kind: text(9)?,
+        min_disk_size: row.get(10)?,
+        size_gigabytes: row.get(11)?,
+        description: text(12)?,
+        tags: text(13)?,
+        status: text(14)?,
+        error_message: text(15)?,
+        source_url: text_or_null(16)?,
+        format: text_or_null(17)?,
+        virtual_size: row.get(18)?,
+        stored_bytes: row.get(19)?,
+        sha256: text_or_null(20)?,
+        blob_key: text_or_null(21)?,
+    })
+}
+
+/// A number that changes with every write a list could show.
+pub(super) fn list_generation(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT n FROM list_generation WHERE id = 1")?
+        .query_row([], |r| r.get(0))
 }
 
 /// The image a unique column (`id`, `slug`) names.
@@ -111,16 +121,15 @@ pub(super) fn image_where(
     conn: &Connection,
     column: &str,
     value: impl rusqlite::ToSql,
-) -> rusqlite::Result<Option<ImageRow>> {
-    conn.prepare_cached(&format!(
+) -> CatalogResult<Option<ImageRecord>> {
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT {IMAGE_COLUMNS} FROM images WHERE {column} = ?1"
-    ))?
-    .query_row([value], ImageRow::from_columns)
-    .optional()
-}
-
-pub(super) fn rows_to_records(rows: Vec<ImageRow>) -> CatalogResult<Vec<ImageRecord>> {
-    rows.into_iter().map(ImageRecord::try_from).collect()
+    ))?;
+    let mut rows = statement.query([value])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(view_of(row)?.to_record()?)),
+        None => Ok(None),
+    }
 }
 
 /// SQL text with its arguments, pushed in step.
@@ -142,12 +151,14 @@ impl Sql {
         self
     }
 
-    pub fn query_rows(&self, conn: &Connection) -> rusqlite::Result<Vec<ImageRow>> {
+    pub fn query_records(&self, conn: &Connection) -> CatalogResult<Vec<ImageRecord>> {
         let mut statement = conn.prepare_cached(&self.text)?;
-        let rows = statement.query_map(rusqlite::params_from_iter(&self.args), |row| {
-            ImageRow::from_columns(row)
-        })?;
-        rows.collect()
+        let mut rows = statement.query(rusqlite::params_from_iter(&self.args))?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next()? {
+            records.push(view_of(row)?.to_record()?);
+        }
+        Ok(records)
     }
 
     pub fn query_count(&self, conn: &Connection) -> rusqlite::Result<i64> {
