@@ -135,14 +135,14 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
         Instant::now().elapsed().as_nanos()
     );
     let dir = tempfile::tempdir().unwrap();
+    // The storage both replicas are started on (as flags); the test opens the app on it too.
+    let storage = tidepool_server::config::StorageArgs {
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(database.clone()),
+        blob_store: Some(blobs_url.clone()),
+    };
     let token = {
-        let app = tidepool_server::server::open_app(&tidepool_server::config::StorageArgs {
-            data_dir: dir.path().to_path_buf(),
-            database_url: Some(database.clone()),
-            blob_store: Some(blobs_url.clone()),
-        })
-        .await
-        .unwrap();
+        let app = tidepool_server::server::open_app(&storage).await.unwrap();
         app.token_create(
             "ops",
             "image:read,image:create,image:delete".parse().unwrap(),
@@ -215,13 +215,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     // that image again. Such a blob is what the orphan sweep is for: with every import done, a
     // sweep without grace must remove it (at most one per worker of A, so two),
     // and then exactly one blob per image remains.
-    let app = tidepool_server::server::open_app(&tidepool_server::config::StorageArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: Some(database.clone()),
-        blob_store: Some(blobs_url.clone()),
-    })
-    .await
-    .unwrap();
+    let app = tidepool_server::server::open_app(&storage).await.unwrap();
     let swept = tidepool_server::import::sweep_once(&app, Duration::ZERO)
         .await
         .unwrap();

@@ -9,6 +9,7 @@ use super::*;
 use crate::app::unix_now;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, QueryBuilder, Row};
+use std::sync::LazyLock;
 use std::time::Duration;
 use tidepool_api::Region;
 
@@ -65,14 +66,14 @@ enum Part {
 }
 
 /// `IMAGE_COLUMNS`, each qualified with `images.`: a list may join `image_tags`, which has an
-/// `owner_id` too.
-fn image_columns() -> String {
+/// `owner_id` too. Built once, not per list request.
+static QUALIFIED_IMAGE_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     IMAGE_COLUMNS
         .split(',')
         .map(|c| format!("images.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
-}
+});
 
 /// The images a list shows, as disjoint parts that each walk an index in id order (migration
 /// 0003): the public images (of one listing, or only the viewer's own for `private`) and, unless
@@ -352,7 +353,7 @@ impl Catalog for PostgresCatalog {
         push_parts(
             &mut page,
             filter,
-            &image_columns(),
+            &QUALIFIED_IMAGE_COLUMNS,
             Some(offset.saturating_add(limit)),
         );
         // Literals, not parameters: with `LIMIT $n` a cached generic plan assumes a tenth of the
