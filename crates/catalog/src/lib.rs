@@ -1,0 +1,172 @@
+//! The catalog: accounts, tokens, images and import jobs. One trait, chosen once at start-up
+//! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
+
+mod count_cache;
+mod postgres;
+mod records;
+mod row;
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use postgres::PostgresCatalog;
+pub use records::*;
+pub use sqlite::SqliteCatalog;
+
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+use tidepool_api::Scopes;
+
+/// A failure of the catalog itself (the database), never of the caller's input.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog database error: {0}")]
+    Read(#[from] rusqlite::Error),
+    #[error("catalog migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Config(String),
+    #[error("a record in the catalog is not valid: {0}")]
+    Corrupt(String),
+}
+
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// Short name for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    async fn account_ensure(&self, name: &str, now: i64) -> CatalogResult<AccountId>;
+    async fn token_insert(
+        &self,
+        account: AccountId,
+        secret_hash: &str,
+        scopes: Scopes,
+        now: i64,
+    ) -> CatalogResult<()>;
+    async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>>;
+    async fn token_count(&self) -> CatalogResult<u64>;
+
+    /// Inserts an image (with its tags, and its import job when `job` is set) atomically.
+    async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord>;
+    async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
+    async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>>;
+    /// Every public image, retired ones included, by id.
+    async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>>;
+    /// One page of the images `filter` selects, in id order, and the number of all of them.
+    async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)>;
+    async fn image_update(
+        &self,
+        id: i64,
+        changes: &ImageChanges,
+    ) -> CatalogResult<Option<ImageRecord>>;
+    /// Removes the image, its tags and its job. Returns the removed record.
+    async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
+
+    /// Claims the oldest job that nobody holds (or whose holder's lease expired) and whose
+    /// backoff has passed; marks its image `pending`. At most one worker gets a given job.
+    async fn job_claim(
+        &self,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+    ) -> CatalogResult<Option<ImportJob>>;
+    /// Renews the lease and records progress. False when the worker no longer holds the job
+    /// (it expired and was taken over, or the image was deleted): the worker must stop.
+    async fn job_heartbeat(
+        &self,
+        image_id: i64,
+        worker: &str,
+        lease_secs: i64,
+        now: i64,
+        progress: JobProgress,
+    ) -> CatalogResult<bool>;
+    /// Records the result on the image and removes the job, only if `worker` still holds it
+    /// and the image still exists. False otherwise (nothing is written).
+    async fn job_complete(
+        &self,
+        image_id: i64,
+        worker: &str,
+        result: &JobResult,
+    ) -> CatalogResult<bool>;
+    /// Gives the job back to the queue, to be claimed again from `not_before`.
+    async fn job_release(
+        &self,
+        image_id: i64,
+        worker: &str,
+        not_before: i64,
+        last_error: &str,
+    ) -> CatalogResult<bool>;
+    /// Progress of an import that has not completed.
+    async fn job_progress(&self, image_id: i64) -> CatalogResult<Option<JobProgress>>;
+    /// Whether an image has an import job that has not completed.
+    async fn job_exists(&self, image_id: i64) -> CatalogResult<bool>;
+    /// Wakes when a job may have been queued (a hint; claimers also poll).
+    fn job_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// Forwards the job announcements of other processes to `job_queued` for as long as it is
+    /// polled; the caller runs it as a background task and stops it by dropping it. A catalog
+    /// that serves one process only (SQLite) has nothing to listen to and returns at once.
+    async fn job_listen(&self) -> CatalogResult<()> {
+        Ok(())
+    }
+
+    /// Adds this replica's new rate-limit counts to the shared ones and returns the shared
+    /// totals of `keys` since `since_minute`. `None`: the catalog serves one process only
+    /// (SQLite), so there is nothing to share.
+    async fn rate_counts_sync(
+        &self,
+        _deltas: &[RateCount],
+        _keys: &[String],
+        _since_minute: i64,
+    ) -> CatalogResult<Option<Vec<RateCount>>> {
+        Ok(None)
+    }
+
+    async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()>;
+}
+
+/// Opens the catalog a URL names: `sqlite://PATH` (the embedded default) or `postgres://…`
+/// (the scale-out backend). Runs the embedded migrations.
+pub async fn open(database_url: &str) -> CatalogResult<Arc<dyn Catalog>> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let catalog = SqliteCatalog::open(Path::new(path)).await?;
+        return Ok(Arc::new(catalog));
+    }
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresCatalog::open(database_url).await?));
+    }
+    Err(CatalogError::Config(format!(
+        "unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+        redact_url(database_url)
+    )))
+}
+
+const GIB: u64 = 1 << 30;
+
+/// The stored size in GB with two decimals. DigitalOcean's "GB" are binary (a 25 GB Droplet
+/// disk holds 25 GiB), so GiB is what makes the figures comparable with Droplet sizes.
+pub fn size_gigabytes(stored_bytes: u64) -> f64 {
+    (stored_bytes as f64 / GIB as f64 * 100.0).round() / 100.0
+}
+
+/// The smallest whole number of GB (GiB, as above) that holds the virtual disk.
+pub fn min_disk_size(virtual_size: u64) -> u64 {
+    virtual_size.div_ceil(GIB)
+}
+
+/// A database URL fit for a log line: any password is replaced.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => raw.split('@').next_back().unwrap_or_default().to_owned(),
+    }
+}
