@@ -681,9 +681,7 @@ impl Catalog for PostgresCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{
-        fresh_postgres_database, new_custom, new_public, postgres_admin_url,
-    };
+    use crate::testing::{fresh_postgres_database, new_custom, new_public, postgres_admin_url};
     use tidepool_api::{ImageStatus, ListType};
 
     fn filter(viewer: AccountId, tag: Option<&str>, offset: u64) -> ImageFilter {

@@ -1,6 +1,6 @@
 //! What the catalog stores and answers, independent of any database.
 
-use tidepool_api::{Scopes, Distribution, ImageStatus, ImageType, ListType, Region};
+use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region, Scopes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AccountId(pub i64);

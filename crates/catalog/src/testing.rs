@@ -2,7 +2,7 @@
 //! empty catalog; a failing assertion names the behaviour that broke.
 
 use super::*;
-use tidepool_api::{Scope, Scopes, Distribution, ImageStatus, ImageType, ListType, Region};
+use tidepool_api::{Distribution, ImageStatus, ImageType, ListType, Region, Scope, Scopes};
 
 /// The time of the suite's writes, unix seconds.
 pub const T0: i64 = 1_700_000_000;
