@@ -22,28 +22,6 @@ pub struct SqliteCatalog {
     counts: CountCache,
 }
 
-/// Counting a million visible images takes SQLite a good part of a second, and every list page
-/// reports the total; the total only changes when an image enters or leaves a list. Triggers
-/// bump `list_generation` on exactly those writes (from any process, the CLI's included), and a
-/// cached total is used only while the generation it was counted at is still current.
-const LIST_GENERATION: &str = "\
-    CREATE TABLE IF NOT EXISTS list_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
-    INSERT OR IGNORE INTO list_generation (id, n) VALUES (1, 0);
-    CREATE TRIGGER IF NOT EXISTS list_generation_insert AFTER INSERT ON images
-        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
-    CREATE TRIGGER IF NOT EXISTS list_generation_delete AFTER DELETE ON images
-        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
-    CREATE TRIGGER IF NOT EXISTS list_generation_update
-        AFTER UPDATE OF status, public, owner_id, listing ON images
-        WHEN (OLD.status IN ('deleted', 'retired')) IS NOT (NEW.status IN ('deleted', 'retired'))
-            OR OLD.public IS NOT NEW.public OR OLD.owner_id IS NOT NEW.owner_id
-            OR OLD.listing IS NOT NEW.listing
-        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
-    CREATE TRIGGER IF NOT EXISTS list_generation_tag_insert AFTER INSERT ON image_tags
-        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;
-    CREATE TRIGGER IF NOT EXISTS list_generation_tag_delete AFTER DELETE ON image_tags
-        BEGIN UPDATE list_generation SET n = n + 1 WHERE id = 1; END;";
-
 impl SqliteCatalog {
     pub async fn open(path: &Path) -> CatalogResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -65,7 +43,6 @@ impl SqliteCatalog {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        sqlx::raw_sql(LIST_GENERATION).execute(&pool).await?;
         Ok(SqliteCatalog {
             pool,
             readers: Readers::new(path),
@@ -461,5 +438,40 @@ impl Catalog for SqliteCatalog {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::new_custom;
+
+    /// Catalogs made before `list_generation` had a migration have its objects already (they were
+    /// created at every open) but only migration 1 applied; migration 2 must leave them alone.
+    #[tokio::test]
+    async fn a_catalog_from_before_the_list_generation_migration_keeps_its_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let c = SqliteCatalog::open(&path).await.unwrap();
+        let owner = c.account_ensure("a", crate::testing::T0).await.unwrap();
+        c.image_insert(new_custom(owner, "old", &[])).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 2")
+            .execute(&c.pool)
+            .await
+            .unwrap();
+        c.pool.close().await;
+        drop(c);
+
+        let c = SqliteCatalog::open(&path).await.unwrap();
+        let generation = || c.readers.with(list_generation).unwrap();
+        assert_eq!(generation(), 1, "the counter is kept");
+        c.image_insert(new_custom(owner, "new", &[])).await.unwrap();
+        assert_eq!(generation(), 2, "the triggers still move it");
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&c.pool)
+                .await
+                .unwrap();
+        assert_eq!(applied, vec![1, 2]);
     }
 }
