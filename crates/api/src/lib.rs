@@ -7,11 +7,15 @@
 
 mod enums;
 mod image;
+mod image_ref;
 mod list;
+mod scopes;
 
 pub use enums::{Distribution, ImageStatus, ImageType, ListType, Region, UnknownValue};
 pub use image::{Image, ImageCreate, ImageEnvelope, ImageUpdate, ImportProgress};
+pub use image_ref::ImageRef;
 pub use list::{ErrorBody, ImageList, ImageListQuery, Links, Meta, Pages};
+pub use scopes::{Scope, Scopes};
 
 /// The largest `per_page` DigitalOcean accepts.
 pub const MAX_PER_PAGE: u32 = 200;

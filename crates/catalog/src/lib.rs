@@ -5,6 +5,7 @@ mod count_cache;
 mod postgres;
 mod records;
 mod row;
+mod shared;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -31,6 +32,9 @@ pub enum CatalogError {
     Config(String),
     #[error("a record in the catalog is not valid: {0}")]
     Corrupt(String),
+    /// Another image already has this slug (the database's unique index said so).
+    #[error("the slug {0:?} is already taken")]
+    SlugTaken(String),
 }
 
 pub type CatalogResult<T> = Result<T, CatalogError>;

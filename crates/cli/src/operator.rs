@@ -1,12 +1,10 @@
-//! Operator commands that work on the catalog directly: tokens and public images.
+//! Operator commands: tokens and public images, through the application layer on the
+//! catalog and blob store the server uses (no server needs to run).
 
 use clap::{Args, Subcommand};
-use tidepool_api::{Distribution, ListType};
-use tidepool_server::app::App;
-use tidepool_server::auth::Scopes;
-use tidepool_server::catalog::ImageChanges;
+use tidepool_api::{Distribution, ListType, Scopes};
+use tidepool_server::app::{App, PublicImageChanges, PublicImageEntry, PublicImageNew};
 use tidepool_server::config::StorageArgs;
-use tidepool_server::public_catalog::PublicImage;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -118,14 +116,15 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print(record: &tidepool_server::catalog::ImageRecord) {
+fn print(entry: &PublicImageEntry) {
+    let image = &entry.image;
     println!(
         "{}\t{}\t{}\t{}\t{}",
-        record.slug.as_deref().unwrap_or("-"),
-        record.id,
-        record.status,
-        record.listing.map(|l| l.as_str()).unwrap_or("-"),
-        record.name
+        image.slug.as_deref().unwrap_or("-"),
+        image.id,
+        image.status,
+        entry.listing.map(|l| l.as_str()).unwrap_or("-"),
+        image.name
     );
 }
 
@@ -133,16 +132,16 @@ pub async fn public(cmd: PublicCommand) -> anyhow::Result<()> {
     match cmd {
         PublicCommand::List { storage } => {
             let app = open(&storage).await?;
-            app.public_catalog_seed().await?;
+            app.public_images_seed().await?;
             for record in app.public_image_list().await? {
                 print(&record);
             }
         }
         PublicCommand::Add { storage, image } => {
             let app = open(&storage).await?;
-            app.public_catalog_seed().await?;
+            app.public_images_seed().await?;
             let record = app
-                .public_image_add(PublicImage {
+                .public_image_create(PublicImageNew {
                     slug: image.slug,
                     name: image.name,
                     distribution: Distribution::from_name(&image.distribution),
@@ -165,14 +164,13 @@ pub async fn public(cmd: PublicCommand) -> anyhow::Result<()> {
             size_gigabytes,
         } => {
             let app = open(&storage).await?;
-            let changes = ImageChanges {
+            let changes = PublicImageChanges {
                 name,
                 distribution: distribution.as_deref().map(Distribution::from_name),
                 description,
-                listing: listing.map(Some),
-                min_disk_size: min_disk_size.map(Some),
-                size_gigabytes: size_gigabytes.map(Some),
-                ..Default::default()
+                listing,
+                min_disk_size,
+                size_gigabytes,
             };
             print(&app.public_image_update(&slug, changes).await?);
         }

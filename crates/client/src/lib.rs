@@ -65,7 +65,7 @@ mod wait;
 
 pub use client::{Client, ClientBuilder, DIGITALOCEAN_API_URL, LOCAL_TIDEPOOL_URL};
 pub use error::{ApiError, Error, Result};
-pub use images::ImageRef;
+pub use tidepool_api::ImageRef;
 pub use retry::{RateLimit, RetryPolicy};
 pub use wait::{WaitOptions, WaitProgress};
 

@@ -20,12 +20,18 @@ pub use decompress::Compression;
 pub use pipeline::import_image;
 pub use tidepool_formats::DiskFormat;
 
+/// DigitalOcean's limit for custom images, 100 GB (decimal: 100·10⁹ bytes, the way disk sizes
+/// are quoted to users), and the default `ImportLimits::max_bytes`.
+pub const DEFAULT_MAX_BYTES: u64 = 100_000_000_000;
+/// The default `ImportLimits::stall_timeout`, in seconds.
+pub const DEFAULT_STALL_TIMEOUT_SECS: u64 = 60;
+
 /// The bounds of one import.
 #[derive(Debug, Clone)]
 pub struct ImportLimits {
     /// The largest image accepted, in bytes: both the decompressed size (checked while
-    /// streaming) and the virtual disk size the format declares (checked by the inspector). The
-    /// default is 100 GB (decimal: 100·10⁹ bytes), the way disk sizes are quoted to users.
+    /// streaming) and the virtual disk size the format declares (checked by the inspector).
+    /// [`DEFAULT_MAX_BYTES`] by default.
     pub max_bytes: u64,
     /// Lifts the address filter, for tests and air-gapped sites that serve images from their own
     /// network. Schemes and redirect limits still apply.
@@ -43,10 +49,10 @@ pub struct ImportLimits {
 impl Default for ImportLimits {
     fn default() -> Self {
         Self {
-            max_bytes: 100_000_000_000,
+            max_bytes: DEFAULT_MAX_BYTES,
             allow_private_networks: false,
             timeout: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS),
             retries: 3,
             retry_base_delay: Duration::from_secs(1),
         }

@@ -1,13 +1,25 @@
-//! Configuration: every flag has a `TIDEPOOL_…` environment twin and a doc line.
+//! Configuration: every flag has a `TIDEPOOL_…` environment twin and a doc line. Each default
+//! is written once, as a constant that both clap and `ServeArgs::with_data_dir` use.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_DATA_DIR: &str = "./tidepool-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// DigitalOcean's documented per-token limits.
+pub const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5000;
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 250;
+pub const DEFAULT_IMPORT_TIMEOUT_SECS: u64 = 6 * 3600;
+pub const DEFAULT_IMPORT_LEASE_SECS: u64 = 30;
+pub const DEFAULT_IMPORT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 600;
 
 /// Where the catalog (and, with the embedded default, the blobs) live.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StorageArgs {
     /// Directory of the embedded catalog and blob store.
-    #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+    #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Catalog database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://<data-dir>/catalog.db].
     #[arg(long, env = "TIDEPOOL_DATABASE_URL")]
@@ -18,6 +30,15 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
+    /// The embedded default in `data_dir`.
+    pub fn in_data_dir(data_dir: PathBuf) -> Self {
+        StorageArgs {
+            data_dir,
+            database_url: None,
+            blob_store: None,
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -38,35 +59,30 @@ pub struct ImportArgs {
     #[arg(long, env = "TIDEPOOL_IMPORT_WORKERS")]
     pub import_workers: Option<usize>,
     /// Largest image accepted, in bytes after decompression (default 100 GB).
-    #[arg(
-        long,
-        env = "TIDEPOOL_IMPORT_MAX_BYTES",
-        default_value_t = 100_000_000_000
-    )]
+    #[arg(long, env = "TIDEPOOL_IMPORT_MAX_BYTES", default_value_t = tidepool_import::DEFAULT_MAX_BYTES)]
     pub import_max_bytes: u64,
     /// Let image URLs reach loopback, private and link-local addresses (tests, air-gapped sites).
     #[arg(long, env = "TIDEPOOL_IMPORT_ALLOW_PRIVATE_NETWORKS")]
     pub import_allow_private_networks: bool,
     /// An import running longer than this many seconds fails.
-    #[arg(long, env = "TIDEPOOL_IMPORT_TIMEOUT_SECS", default_value_t = 6 * 3600)]
+    #[arg(long, env = "TIDEPOOL_IMPORT_TIMEOUT_SECS", default_value_t = DEFAULT_IMPORT_TIMEOUT_SECS)]
     pub import_timeout_secs: u64,
     /// An import whose URL sends nothing for this many seconds fails (or is retried).
-    #[arg(long, env = "TIDEPOOL_IMPORT_STALL_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "TIDEPOOL_IMPORT_STALL_TIMEOUT_SECS", default_value_t = tidepool_import::DEFAULT_STALL_TIMEOUT_SECS)]
     pub import_stall_timeout_secs: u64,
     /// Seconds a worker's claim on an import lasts without renewal before another takes over.
-    #[arg(long, env = "TIDEPOOL_IMPORT_LEASE_SECS", default_value_t = 30)]
+    #[arg(long, env = "TIDEPOOL_IMPORT_LEASE_SECS", default_value_t = DEFAULT_IMPORT_LEASE_SECS)]
     pub import_lease_secs: u64,
     /// Attempts an import gets when failures are transient (network, blob store).
-    #[arg(long, env = "TIDEPOOL_IMPORT_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, env = "TIDEPOOL_IMPORT_MAX_ATTEMPTS", default_value_t = DEFAULT_IMPORT_MAX_ATTEMPTS)]
     pub import_max_attempts: u32,
     /// Seconds between orphan sweeps of the blob store.
-    #[arg(long, env = "TIDEPOOL_SWEEP_INTERVAL_SECS", default_value_t = 600)]
+    #[arg(long, env = "TIDEPOOL_SWEEP_INTERVAL_SECS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECS)]
     pub sweep_interval_secs: u64,
 }
 
 impl ImportArgs {
-    pub fn worker_config(&self) -> crate::import::WorkerConfig {
-        use std::time::Duration;
+    pub fn worker_config(&self) -> crate::jobs::WorkerConfig {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -77,7 +93,7 @@ impl ImportArgs {
             ..Default::default()
         };
         let lease = Duration::from_secs(self.import_lease_secs.max(1));
-        crate::import::WorkerConfig {
+        crate::jobs::WorkerConfig {
             workers: self.import_workers.unwrap_or(cores),
             limits,
             lease,
@@ -85,6 +101,10 @@ impl ImportArgs {
             max_attempts: self.import_max_attempts.max(1),
             poll_interval: lease.min(Duration::from_secs(5)),
         }
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_secs.max(1))
     }
 }
 
@@ -94,43 +114,40 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
     /// Address to listen on.
-    #[arg(long, env = "TIDEPOOL_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TIDEPOOL_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Absolute base URL used in pagination links [default: from each request's Host header].
     #[arg(long, env = "TIDEPOOL_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Requests one token may make in any hour (0: no limit).
-    #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_HOUR", default_value_t = 5000)]
+    #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_HOUR", default_value_t = DEFAULT_RATE_LIMIT_PER_HOUR)]
     pub rate_limit_per_hour: u32,
     /// Requests one token may make in a minute (0: no limit).
-    #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_MINUTE", default_value_t = 250)]
+    #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
     #[command(flatten)]
     pub import: ImportArgs,
 }
 
 impl ServeArgs {
-    /// The defaults of `tidepool serve` with another data directory: what tests start from.
+    /// The defaults of `tidepool serve` with another data directory, on a port of the system's
+    /// choosing and with two import workers whatever the machine: what tests start from.
     pub fn with_data_dir(data_dir: PathBuf) -> Self {
         ServeArgs {
-            storage: StorageArgs {
-                data_dir,
-                database_url: None,
-                blob_store: None,
-            },
+            storage: StorageArgs::in_data_dir(data_dir),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
-            rate_limit_per_hour: 5000,
-            rate_limit_per_minute: 250,
+            rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             import: ImportArgs {
                 import_workers: Some(2),
-                import_max_bytes: 100_000_000_000,
+                import_max_bytes: tidepool_import::DEFAULT_MAX_BYTES,
                 import_allow_private_networks: false,
-                import_timeout_secs: 6 * 3600,
-                import_stall_timeout_secs: 60,
-                import_lease_secs: 30,
-                import_max_attempts: 5,
-                sweep_interval_secs: 600,
+                import_timeout_secs: DEFAULT_IMPORT_TIMEOUT_SECS,
+                import_stall_timeout_secs: tidepool_import::DEFAULT_STALL_TIMEOUT_SECS,
+                import_lease_secs: DEFAULT_IMPORT_LEASE_SECS,
+                import_max_attempts: DEFAULT_IMPORT_MAX_ATTEMPTS,
+                sweep_interval_secs: DEFAULT_SWEEP_INTERVAL_SECS,
             },
         }
     }

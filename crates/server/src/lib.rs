@@ -1,11 +1,15 @@
 //! The tidepool server: DigitalOcean's Images API (`/v2/images`) over a catalog (SQLite or
-//! PostgreSQL) and a blob store.
+//! PostgreSQL, `tidepool-catalog`) and a blob store (`tidepool-import`).
+//!
+//! Dependencies run one way: `http` → `app` → (`jobs`, the catalog) → storage. `server` and
+//! `background` sit above them all and wire them together at start-up.
 
 pub mod app;
 pub mod auth;
-pub mod catalog;
+pub mod background;
 pub mod config;
 pub mod http;
-pub mod import;
-pub mod public_catalog;
+pub mod jobs;
 pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,23 +1,27 @@
-//! Start-up, narrated: open the catalog and the blob store, seed, start the import workers and
-//! the sweep, bind, serve until told to stop, then put unfinished imports back in the queue.
+//! Start-up, narrated: open the catalog and the blob store, seed, start the background tasks,
+//! bind, serve until told to stop, then stop every background task (workers put unfinished
+//! imports back in the queue).
 
+use crate::app::rate_limit::RateLimiter;
 use crate::app::App;
-use crate::catalog;
+use crate::background::BackgroundTasks;
 use crate::config::{ServeArgs, StorageArgs};
-use crate::http::rate_limit::{self, RateLimiter};
 use crate::http::{self, HttpState};
-use crate::import;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use tidepool_catalog as catalog;
 use tidepool_import::Blobs;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How old an unreferenced blob must be before the sweep removes it.
-const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+/// What a shutdown stopped.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    /// The background tasks that ended, in the order they did.
+    pub tasks_ended: Vec<String>,
+}
 
 /// A server that is listening.
 pub struct RunningServer {
@@ -25,14 +29,16 @@ pub struct RunningServer {
     /// The token created on the very first start, to be shown once.
     pub bootstrap_token: Option<String>,
     pub app: App,
+    /// The names of the background tasks started, in order.
+    pub background_tasks: Vec<String>,
     stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<anyhow::Result<ShutdownReport>>,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets in-flight ones finish, returns running imports to the
-    /// queue, and waits for all of it.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting requests, lets in-flight ones finish, stops every background task
+    /// (running imports go back to the queue), and waits for all of it.
+    pub async fn shutdown(self) -> anyhow::Result<ShutdownReport> {
         self.stop.cancel();
         self.task.await.context("server task panicked")?
     }
@@ -58,9 +64,9 @@ pub async fn open_app(storage: &StorageArgs) -> anyhow::Result<App> {
 
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let app = open_app(&args.storage).await?;
-    let seeded = app.public_catalog_seed().await?;
+    let seeded = app.public_images_seed().await?;
     if seeded > 0 {
-        tracing::info!(images = seeded, "public catalog seeded");
+        tracing::info!(images = seeded, "public images seeded");
     }
     let bootstrap_token = app.bootstrap_token().await?;
     let limiter = Arc::new(RateLimiter::new(
@@ -78,17 +84,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
 
     let stop = CancellationToken::new();
-    let workers_config = args.import.worker_config();
-    tracing::info!(
-        workers = workers_config.workers,
-        max_bytes = workers_config.limits.max_bytes,
-        private_networks = workers_config.limits.allow_private_networks,
-        "import workers starting"
+    let background = BackgroundTasks::start(
+        app.job_storage(),
+        limiter,
+        &args.import,
+        stop.clone(),
     );
-    let mut workers = import::spawn_workers(app.clone(), workers_config, stop.clone());
-    let sweep_every = Duration::from_secs(args.import.sweep_interval_secs.max(1));
-    let rate_sync = rate_limit::spawn_sync(limiter, app.catalog().clone(), stop.clone());
-    let sweeper = import::spawn_sweeper(app.clone(), sweep_every, SWEEP_GRACE, stop.clone());
+    let background_tasks = background.names().to_vec();
+    tracing::info!(tasks = background_tasks.len(), "background tasks started");
     tracing::info!(%addr, "listening");
 
     let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -98,17 +101,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             .with_graceful_shutdown(http_stop.clone().cancelled_owned())
             .await
             .context("HTTP server failed");
-        http_stop.cancel();
-        while workers.join_next().await.is_some() {}
-        let _ = sweeper.await;
-        let _ = rate_sync.await;
+        let tasks_ended = background.shutdown().await;
+        tracing::info!(tasks = tasks_ended.len(), "background tasks stopped");
         tracing::info!("stopped");
-        served
+        served.map(|()| ShutdownReport { tasks_ended })
     });
     Ok(RunningServer {
         addr,
         bootstrap_token,
         app,
+        background_tasks,
         stop,
         task,
     })
@@ -129,8 +131,8 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow:
         _ = shutdown => {
             tracing::info!("shutting down: finishing requests in flight, returning imports to the queue");
             stop.cancel();
-            task.await.context("server task panicked")?
+            task.await.context("server task panicked")?.map(drop)
         }
-        ended = &mut task => ended.context("server task panicked")?,
+        ended = &mut task => ended.context("server task panicked")?.map(drop),
     }
 }

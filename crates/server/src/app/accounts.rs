@@ -1,9 +1,10 @@
 //! Who is calling: token secrets to accounts and scopes, with a short-lived cache so that a
 //! busy client does not cost a catalog query per request.
 
-use super::{App, AppResult, Error};
-use crate::auth::{self, Scope, Scopes};
-use crate::catalog::{AccountId, TokenRecord};
+use super::{unix_now, App, AppResult, Error};
+use crate::auth;
+use tidepool_api::{Scope, Scopes};
+use tidepool_catalog::{AccountId, TokenRecord};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl App {
         let record = match self.inner.tokens.get(&hash) {
             Some(record) => record,
             None => {
-                let record = self.inner.catalog.token_lookup(&hash).await?;
+                let record = self.catalog().token_lookup(&hash).await?;
                 self.inner.tokens.put(hash, record.clone());
                 record
             }
@@ -87,11 +88,10 @@ impl App {
         if account.is_empty() {
             return Err(Error::Invalid("account: must not be empty".into()));
         }
-        let id = self.inner.catalog.account_ensure(account).await?;
+        let id = self.catalog().account_ensure(account, unix_now()).await?;
         let secret = auth::generate_token();
-        self.inner
-            .catalog
-            .token_insert(id, &auth::token_hash(&secret), scopes)
+        self.catalog()
+            .token_insert(id, &auth::token_hash(&secret), scopes, unix_now())
             .await?;
         Ok(secret)
     }
@@ -99,7 +99,7 @@ impl App {
     /// On the very first start, with no token at all, creates account `default` with a
     /// full-scope token and returns its secret so that start-up can show it once.
     pub async fn bootstrap_token(&self) -> AppResult<Option<String>> {
-        if self.inner.catalog.token_count().await? > 0 {
+        if self.catalog().token_count().await? > 0 {
             return Ok(None);
         }
         self.token_create("default", Scopes::all()).await.map(Some)

@@ -1,7 +1,8 @@
-//! The one error of the application layer. The HTTP layer turns it into a status and a
-//! DigitalOcean error body in exactly one place (`http::error`).
+//! The one error of the application layer. The HTTP layer wraps it in its own error (with the
+//! failures only HTTP knows of) and turns that into a status and a DigitalOcean error body in
+//! exactly one place (`http::error`).
 
-use crate::catalog::CatalogError;
+use tidepool_catalog::CatalogError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,15 +13,7 @@ pub enum Error {
     #[error("The resource you requested could not be found.")]
     NotFound,
     #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    #[error("This method is not allowed on this path.")]
-    MethodNotAllowed,
-    #[error("API rate limit exceeded.")]
-    RateLimited { retry_after_secs: u64 },
     /// Something broke inside tidepool. `internal` is logged, never sent to the client.
     #[error("Unexpected server-side error")]
     Internal { internal: String },

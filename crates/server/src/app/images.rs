@@ -1,19 +1,12 @@
 //! The five image operations of the API.
 
 use super::{unix_now, validate, App, AppResult, Caller, Error};
-use crate::auth::Scope;
-use crate::catalog::{ImageChanges, ImageFilter, ImageRecord, NewImage, NewJob};
 use tidepool_api::{
-    Distribution, Image, ImageCreate, ImageStatus, ImageType, ImageUpdate, ImportProgress, ListType,
+    Distribution, Image, ImageCreate, ImageRef, ImageStatus, ImageType, ImageUpdate,
+    ImportProgress, ListType, Scope,
 };
+use tidepool_catalog::{ImageChanges, ImageFilter, ImageRecord, NewImage, NewJob};
 use time::format_description::well_known::Rfc3339;
-
-/// How a GET names an image: public images by id or slug, private ones by id only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRef {
-    Id(i64),
-    Slug(String),
-}
 
 /// The list's filters and page, already checked for range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +41,14 @@ impl App {
         Ok(ImagePage { images, total })
     }
 
-    pub async fn image_view(&self, caller: &Caller, image: &ImageRef) -> AppResult<Image> {
+    pub async fn image_get(&self, caller: &Caller, image: &ImageRef) -> AppResult<Image> {
         caller.require(Scope::ImageRead)?;
         let record = match image {
-            ImageRef::Id(id) => self.visible_image(caller, *id).await?,
+            // An id past i64 names no image that can exist.
+            ImageRef::Id(id) => {
+                let id = i64::try_from(*id).map_err(|_| Error::NotFound)?;
+                self.visible_image(caller, id).await?
+            }
             // Slugs name public images only; a private image must be asked for by id.
             ImageRef::Slug(slug) => self
                 .catalog()

@@ -1,19 +1,25 @@
-//! The application layer: one method per operation (`image_list`, `image_view`, …). It knows
-//! nothing of HTTP; it checks who may do what and speaks to the catalog.
+//! The application layer: one method per operation (`image_list`, `image_get`, …). It knows
+//! nothing of HTTP; it checks who may do what and speaks to the catalog and the jobs.
 
 mod accounts;
 pub mod error;
 mod images;
+mod public_images;
+pub mod rate_limit;
 mod validate;
 
 pub use accounts::Caller;
 pub use error::{AppResult, Error};
-pub use images::{ImagePage, ImageRef, ListParams};
+pub use images::{ImagePage, ListParams};
+pub use public_images::{PublicImageChanges, PublicImageEntry, PublicImageNew};
 
-use crate::catalog::Catalog;
-use crate::import::RunningImports;
+use crate::jobs::{JobStorage, RunningImports, SweepReport};
 use std::sync::Arc;
+use std::time::Duration;
+use tidepool_catalog::Catalog;
 use tidepool_import::Blobs;
+
+pub use crate::jobs::unix_now;
 
 /// What the operations need, shared by every request.
 #[derive(Clone)]
@@ -22,19 +28,20 @@ pub struct App {
 }
 
 struct Inner {
-    catalog: Arc<dyn Catalog>,
-    blobs: Blobs,
+    storage: JobStorage,
     tokens: accounts::TokenCache,
-    running: RunningImports,
 }
 
 impl App {
     pub fn new(catalog: Arc<dyn Catalog>, blobs: Blobs) -> Self {
-        let inner = Inner {
+        let storage = JobStorage {
             catalog,
             blobs,
+            running: Arc::new(RunningImports::default()),
+        };
+        let inner = Inner {
+            storage,
             tokens: accounts::TokenCache::default(),
-            running: RunningImports::default(),
         };
         App {
             inner: Arc::new(inner),
@@ -42,19 +49,24 @@ impl App {
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.inner.catalog
+        &self.inner.storage.catalog
     }
 
     pub fn blobs(&self) -> &Blobs {
-        &self.inner.blobs
+        &self.inner.storage.blobs
     }
 
     pub fn running_imports(&self) -> &RunningImports {
-        &self.inner.running
+        &self.inner.storage.running
     }
-}
 
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    /// The storage the background jobs work on, the same this application uses.
+    pub fn job_storage(&self) -> &JobStorage {
+        &self.inner.storage
+    }
+
+    /// One pass of the orphan sweep: blobs no image points at, older than `grace`, go.
+    pub async fn orphans_sweep(&self, grace: Duration) -> anyhow::Result<SweepReport> {
+        crate::jobs::sweep_once(self.job_storage(), grace).await
+    }
 }

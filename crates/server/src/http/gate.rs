@@ -1,14 +1,15 @@
 //! What every request passes through: a request id, authentication and the rate limit, and the
 //! headers DigitalOcean puts on every answer.
 
-use super::error::REQUEST_ID;
+use super::error::{Error, REQUEST_ID};
 use super::HttpState;
-use crate::app::{unix_now, Error};
+use crate::app::{self, unix_now};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
+use tracing::Instrument;
 
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
@@ -26,11 +27,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let id_header = HeaderValue::from_str(&request_id).ok();
+    // Every log line of the request, the application's and the importer's queueing included,
+    // carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
     REQUEST_ID
         .scope(request_id, async move {
             let caller = match bearer(request.headers()) {
                 Some(secret) => state.app.authenticate(secret).await,
-                None => Err(Error::Unauthenticated),
+                None => Err(app::Error::Unauthenticated),
             };
             // Requests without a valid token are limited per client address, which also
             // slows down anyone guessing tokens.
@@ -59,7 +63,7 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
                         request.extensions_mut().insert(caller);
                         next.run(request).await
                     }
-                    Err(err) => err.into_response(),
+                    Err(err) => Error::from(err).into_response(),
                 }
             };
             let headers = response.headers_mut();
@@ -73,6 +77,7 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
                 headers.insert(REQUEST_ID_HEADER.clone(), id);
             }
             response
-        })
+        }
+        .instrument(span))
         .await
 }

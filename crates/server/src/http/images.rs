@@ -1,37 +1,17 @@
 //! The handlers of `/v2/images`: parse, call the application, convert. Nothing else.
 
+use super::error::{Error, HttpResult};
+use super::extract::{ImageIdPath, ImageRefPath, JsonBody};
 use super::params;
 use super::HttpState;
-use crate::app::{Caller, Error, ListParams};
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
+use crate::app::{self, Caller, ListParams};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tidepool_api::{ImageCreate, ImageEnvelope, ImageList, ImageUpdate, Links, Meta, Pages};
 
-type HandlerResult = Result<Response, Error>;
-
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
-    path.map(|Path(id)| id)
-        .map_err(|e| Error::BadRequest(format!("image_id: {}", e.body_text())))
-}
-
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
-    bytes.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Error::PayloadTooLarge(format!(
-                "the request body is larger than {} bytes",
-                super::MAX_BODY_BYTES
-            ))
-        }
-        other => Error::BadRequest(format!(
-            "could not read the request body: {}",
-            other.body_text()
-        )),
-    })
-}
+type HandlerResult = HttpResult<Response>;
 
 pub async fn image_list(
     State(state): State<HttpState>,
@@ -58,7 +38,7 @@ const IMAGE_JSON_BYTES: usize = 384;
 /// and grows by doubling, copying the body some nine times on the way to a 200-image page.
 fn json_response(value: &impl serde::Serialize, size_hint: usize) -> HandlerResult {
     let mut body = Vec::with_capacity(size_hint);
-    serde_json::to_writer(&mut body, value).map_err(Error::internal)?;
+    serde_json::to_writer(&mut body, value).map_err(app::Error::internal)?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -69,24 +49,20 @@ fn json_response(value: &impl serde::Serialize, size_hint: usize) -> HandlerResu
         .into_response())
 }
 
-pub async fn image_view(
+pub async fn image_get(
     State(state): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    path: Result<Path<String>, PathRejection>,
+    ImageRefPath(image): ImageRefPath,
 ) -> HandlerResult {
-    let image = state
-        .app
-        .image_view(&caller, &params::image_ref(&path_id(path)?))
-        .await?;
+    let image = state.app.image_get(&caller, &image).await?;
     Ok(Json(ImageEnvelope { image }).into_response())
 }
 
 pub async fn image_create(
     State(state): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    bytes: Result<Bytes, BytesRejection>,
+    JsonBody(create): JsonBody<ImageCreate>,
 ) -> HandlerResult {
-    let create: ImageCreate = params::json_body(&body(bytes)?)?;
     let image = state.app.image_create(&caller, create).await?;
     Ok((StatusCode::ACCEPTED, Json(ImageEnvelope { image })).into_response())
 }
@@ -94,11 +70,9 @@ pub async fn image_create(
 pub async fn image_update(
     State(state): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    path: Result<Path<String>, PathRejection>,
-    bytes: Result<Bytes, BytesRejection>,
+    ImageIdPath(id): ImageIdPath,
+    JsonBody(update): JsonBody<ImageUpdate>,
 ) -> HandlerResult {
-    let id = params::image_id(&path_id(path)?)?;
-    let update: ImageUpdate = params::json_body(&body(bytes)?)?;
     let image = state.app.image_update(&caller, id, update).await?;
     Ok(Json(ImageEnvelope { image }).into_response())
 }
@@ -106,9 +80,8 @@ pub async fn image_update(
 pub async fn image_delete(
     State(state): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    path: Result<Path<String>, PathRejection>,
+    ImageIdPath(id): ImageIdPath,
 ) -> HandlerResult {
-    let id = params::image_id(&path_id(path)?)?;
     state.app.image_delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -116,9 +89,8 @@ pub async fn image_delete(
 pub async fn image_import_progress(
     State(state): State<HttpState>,
     Extension(caller): Extension<Caller>,
-    path: Result<Path<String>, PathRejection>,
+    ImageIdPath(id): ImageIdPath,
 ) -> HandlerResult {
-    let id = params::image_id(&path_id(path)?)?;
     Ok(Json(state.app.image_import_progress(&caller, id).await?).into_response())
 }
 
@@ -155,7 +127,7 @@ fn page_links(base: &str, params: &ListParams, total: u64) -> Pages {
 }
 
 pub async fn not_found() -> Error {
-    Error::NotFound
+    app::Error::NotFound.into()
 }
 
 pub async fn method_not_allowed() -> Error {

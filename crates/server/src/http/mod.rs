@@ -1,17 +1,17 @@
 //! The HTTP face of the application: routes, the request gate, parameters and errors.
 
 pub mod error;
+mod extract;
 mod gate;
 mod images;
 mod params;
-pub mod rate_limit;
 
+use crate::app::rate_limit::RateLimiter;
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap};
 use axum::routing::get;
 use axum::{middleware, Router};
-use rate_limit::RateLimiter;
 use std::sync::Arc;
 
 /// Create and update bodies are a few hundred bytes; anything near this is not a real client.
@@ -57,7 +57,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route(
             "/v2/images/{image_id}",
-            get(images::image_view)
+            get(images::image_get)
                 .put(images::image_update)
                 .delete(images::image_delete),
         )

@@ -1,10 +1,11 @@
 //! Turning what a client sent (query, path, body) into typed values, with errors that name
 //! the field. Nothing here panics or answers 500 on any input.
 
-use crate::app::{Error, ImageRef, ListParams};
+use super::error::Error;
+use crate::app::ListParams;
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;
-use tidepool_api::{ListType, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use tidepool_api::{ImageRef, ListType, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 
 /// Go's `strconv.ParseBool`, which DigitalOcean's API uses for boolean query parameters.
 fn parse_bool(field: &str, value: &str) -> Result<bool, Error> {
@@ -64,12 +65,13 @@ pub fn list_params(query: Option<&str>) -> Result<ListParams, Error> {
     Ok(params)
 }
 
-/// GET takes an id or the slug of a public image.
+/// GET takes an id or the slug of a public image. Digits too many for an id name no image that
+/// can exist: the largest id stands for them.
 pub fn image_ref(raw: &str) -> ImageRef {
-    match numeric_id(raw) {
-        Some(id) => ImageRef::Id(id),
-        None => ImageRef::Slug(raw.to_owned()),
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return ImageRef::Id(raw.parse().unwrap_or(u64::MAX));
     }
+    ImageRef::Slug(raw.to_owned())
 }
 
 /// PUT and DELETE take an integer id only.
@@ -164,7 +166,7 @@ mod tests {
             image_ref("ubuntu-24-04-x64"),
             ImageRef::Slug("ubuntu-24-04-x64".into())
         );
-        assert_eq!(image_ref("99999999999999999999999"), ImageRef::Id(-1));
+        assert_eq!(image_ref("99999999999999999999999"), ImageRef::Id(u64::MAX));
         assert!(image_id("abc").is_err());
         assert!(image_id("1.5").is_err());
         assert_eq!(image_id("7").unwrap(), 7);

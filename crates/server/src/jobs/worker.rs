@@ -1,0 +1,243 @@
+//! Import workers. The catalog row is the job: a worker claims it with a lease, renews the
+//! lease while it works, and records the result only while it still holds it. A worker that
+//! dies simply stops renewing; another takes the job over once the lease runs out.
+
+use super::{unix_now, JobStorage};
+use tidepool_catalog::{CatalogResult, ImportJob, JobProgress, JobResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tidepool_import::{image_key, import_image, ImportError, ImportLimits, Progress};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub workers: usize,
+    pub limits: ImportLimits,
+    /// A job whose worker has not renewed its lease for this long is taken over.
+    pub lease: Duration,
+    /// An import running longer than this fails.
+    pub timeout: Duration,
+    /// Transient failures are retried until a job has had this many attempts.
+    pub max_attempts: u32,
+    /// How often an idle worker looks for work it was not woken for (jobs freed by an expired
+    /// lease or a backoff, or queued by another process).
+    pub poll_interval: Duration,
+}
+
+/// One import worker. `run` claims and runs jobs until `shutdown` is cancelled, putting the
+/// import it was running back in the queue.
+pub struct Worker {
+    storage: JobStorage,
+    config: WorkerConfig,
+    id: String,
+}
+
+/// Whether the catalog took the job's outcome. Its own failure is logged for what it is; the
+/// lease then runs out and another attempt takes the job over.
+fn written(image_id: i64, outcome: CatalogResult<bool>) -> bool {
+    outcome.unwrap_or_else(|err| {
+        tracing::error!(image_id, "cannot record the import's outcome in the catalog: {err}");
+        false
+    })
+}
+
+fn secs(d: Duration) -> i64 {
+    d.as_secs().max(1) as i64
+}
+
+impl Worker {
+    /// `config.workers` workers of this process, with ids unique across replicas.
+    pub fn for_this_process(storage: &JobStorage, config: &WorkerConfig) -> Vec<Worker> {
+        let process = uuid::Uuid::new_v4().simple().to_string();
+        (0..config.workers)
+            .map(|n| Worker {
+                storage: storage.clone(),
+                config: config.clone(),
+                id: format!("{}-{}-{n}", std::process::id(), &process[..8]),
+            })
+            .collect()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let queued = self.storage.catalog.job_queued();
+        while !shutdown.is_cancelled() {
+            match self
+                .storage
+                .catalog
+                .job_claim(&self.id, secs(self.config.lease), unix_now())
+                .await
+            {
+                Ok(Some(job)) => self.import(job, &shutdown).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = queued.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(worker = %self.id, "cannot claim import jobs: {err}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn import(&self, job: ImportJob, shutdown: &CancellationToken) {
+        let catalog = &self.storage.catalog;
+        let cancel = shutdown.child_token();
+        let progress = Arc::new(Progress::new());
+        let _registration =
+            self.storage
+                .running
+                .register(job.image_id, cancel.clone(), progress.clone());
+        let key = image_key(
+            job.image_id as u64,
+            &tidepool_import::blobs::new_attempt_id(),
+        );
+        tracing::info!(image_id = job.image_id, attempt = job.attempts, worker = %self.id, "import started");
+
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn({
+            let (catalog, progress, lost, cancel) = (
+                catalog.clone(),
+                progress.clone(),
+                lost.clone(),
+                cancel.clone(),
+            );
+            let (id, worker, lease) = (job.image_id, self.id.clone(), self.config.lease);
+            async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let now = JobProgress {
+                        bytes_read: progress.bytes_read(),
+                        bytes_total: progress.bytes_total(),
+                    };
+                    match catalog
+                        .job_heartbeat(id, &worker, secs(lease), unix_now(), now)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Deleted, or taken over after our lease ran out: stop now.
+                            lost.store(true, Ordering::SeqCst);
+                            cancel.cancel();
+                            return;
+                        }
+                        Err(err) => tracing::warn!(image_id = id, "lease renewal failed: {err}"),
+                    }
+                }
+            }
+        });
+        let run = import_image(
+            &job.url,
+            &key,
+            &self.storage.blobs,
+            &self.config.limits,
+            &progress,
+            cancel.clone(),
+        );
+        let result = match tokio::time::timeout(self.config.timeout, run).await {
+            Ok(result) => result,
+            Err(_) => {
+                cancel.cancel();
+                let limit = self.config.timeout.as_secs();
+                let limit = if limit < 120 {
+                    format!("{limit} seconds")
+                } else {
+                    format!("{} minutes", limit / 60)
+                };
+                Err(ImportError::Abort(format!(
+                    "the import took longer than {limit} and was stopped"
+                )))
+            }
+        };
+        heartbeat.abort();
+        self.record(&job, &key, result, lost.load(Ordering::SeqCst), shutdown)
+            .await;
+    }
+
+    async fn record(
+        &self,
+        job: &ImportJob,
+        key: &str,
+        result: Result<tidepool_import::ImportOutcome, ImportError>,
+        lost: bool,
+        shutdown: &CancellationToken,
+    ) {
+        let catalog = &self.storage.catalog;
+        let id = job.image_id;
+        let recorded = match result {
+            Ok(outcome) => {
+                let done = JobResult::Available {
+                    region: job.region,
+                    format: outcome.format.to_string(),
+                    virtual_size: outcome.virtual_size,
+                    stored_bytes: outcome.stored_bytes,
+                    sha256: outcome.sha256,
+                    blob_key: outcome.blob_key,
+                };
+                let held = !lost && written(id, catalog.job_complete(id, &self.id, &done).await);
+                if !held {
+                    // Nobody will ever point at these bytes: the image is gone or the job
+                    // belongs to another worker now.
+                    if let Err(err) = self.storage.blobs.delete(key).await {
+                        tracing::warn!(image_id = id, "could not remove an unrecorded blob: {err}");
+                    }
+                }
+                held
+            }
+            Err(_) if lost => false,
+            Err(ImportError::Retry(message)) if shutdown.is_cancelled() => {
+                tracing::info!(
+                    image_id = id,
+                    "shutting down: import goes back to the queue ({message})"
+                );
+                written(
+                    id,
+                    catalog
+                        .job_release(id, &self.id, unix_now(), "interrupted by a shutdown")
+                        .await,
+                )
+            }
+            Err(ImportError::Retry(message)) if job.attempts < self.config.max_attempts => {
+                let backoff = 5i64.saturating_mul(1 << job.attempts.min(10));
+                tracing::warn!(
+                    image_id = id,
+                    attempt = job.attempts,
+                    backoff_secs = backoff,
+                    "import will be retried: {message}"
+                );
+                written(
+                    id,
+                    catalog
+                        .job_release(id, &self.id, unix_now() + backoff, &message)
+                        .await,
+                )
+            }
+            Err(err) => {
+                let failed = JobResult::Failed {
+                    message: err.message().to_owned(),
+                };
+                tracing::warn!(image_id = id, "import failed: {}", err.message());
+                written(
+                    id,
+                    catalog
+                        .job_complete(id, &self.id, &failed)
+                        .await,
+                )
+            }
+        };
+        if !recorded {
+            tracing::info!(image_id = id, worker = %self.id, "import result not recorded: the job is no longer ours");
+        }
+    }
+}
