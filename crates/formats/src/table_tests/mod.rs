@@ -1,0 +1,12 @@
+//! Table tests over hand-built headers: a minimal valid image per format,
+//! then one field changed per case.
+
+mod builders;
+
+mod chunking;
+mod foreign;
+mod qcow2;
+mod raw;
+mod vdi;
+mod vhdx;
+mod vmdk;
