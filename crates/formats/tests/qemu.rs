@@ -4,97 +4,21 @@
 //! loudly rather than pass vacuously.
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use tidepool_formats::{inspect, DiskFormat, Inspection, Inspector, Refusal};
+use tidepool_testkit::{qemu_img, qemu_info, temp_dir, Pattern};
 
 const MIB: u64 = 1 << 20;
 const VIRTUAL: u64 = 64 * MIB;
 const LIMIT: u64 = 1 << 40;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tidepool-formats-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn qemu_img(args: &[&str], dir: &Path) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run qemu-img ({e}); install it (Debian/Ubuntu: apt-get install qemu-utils)"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn qemu_info(path: &Path) -> (String, u64) {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json"])
-        .arg(path)
-        .output()
-        .expect("qemu-img info");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        v["format"].as_str().unwrap().to_owned(),
-        v["virtual-size"].as_u64().unwrap(),
-    )
-}
-
 /// A raw disk with recognisable, non-zero data scattered over it.
-fn source_raw(dir: &TempDir) -> PathBuf {
-    let p = dir.path("source.raw");
-    let mut f = File::create(&p).unwrap();
-    f.set_len(VIRTUAL).unwrap();
-    for (i, off) in [
-        0u64,
-        3 * MIB + 17,
-        10 * MIB,
-        33 * MIB + 4096,
-        VIRTUAL - 8192,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        f.seek(SeekFrom::Start(off)).unwrap();
-        let block: Vec<u8> = (0..6000u32)
-            .map(|n| (n.wrapping_mul(31).wrapping_add(i as u32 * 7) % 251) as u8 | 1)
-            .collect();
-        f.write_all(&block).unwrap();
-    }
+fn source_raw(dir: &Path) -> PathBuf {
+    let p = dir.join("source.raw");
+    Pattern::Scattered.write(&p, VIRTUAL);
     p
 }
 
@@ -137,10 +61,10 @@ fn check(path: &Path) -> Result<Inspection, Refusal> {
 
 fn accepted(path: &Path, format: DiskFormat, detail: &str) {
     let got = check(path).unwrap_or_else(|r| panic!("{} refused: {r}", path.display()));
-    let (qfmt, qsize) = qemu_info(path);
-    assert_eq!(got.format.as_str(), qfmt, "{}", path.display());
+    let qemu = qemu_info(path);
+    assert_eq!(got.format.as_str(), qemu.format, "{}", path.display());
     assert_eq!(got.format, format);
-    assert_eq!(got.virtual_size, qsize, "{}", path.display());
+    assert_eq!(got.virtual_size, qemu.virtual_size, "{}", path.display());
     assert_eq!(got.detail, detail, "{}", path.display());
     never_panics_on_truncation(path);
 }
@@ -175,24 +99,24 @@ fn never_panics_on_truncation(path: &Path) {
     }
 }
 
-fn convert(dir: &TempDir, src: &Path, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
-    let out = dir.path(name);
+fn convert(dir: &Path, src: &Path, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
+    let out = dir.join(name);
     let mut args = vec!["convert", "-O", fmt];
     args.extend_from_slice(opts);
     let (s, o) = (src.to_str().unwrap(), out.to_str().unwrap());
     args.push(s);
     args.push(o);
-    qemu_img(&args, &dir.0);
+    qemu_img(dir, &args);
     out
 }
 
-fn create(dir: &TempDir, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
-    let out = dir.path(name);
+fn create(dir: &Path, fmt: &str, opts: &[&str], name: &str) -> PathBuf {
+    let out = dir.join(name);
     let mut args = vec!["create", "-f", fmt];
     args.extend_from_slice(opts);
     args.push(out.to_str().unwrap());
     args.push("64M");
-    qemu_img(&args, &dir.0);
+    qemu_img(dir, &args);
     out
 }
 
@@ -207,10 +131,11 @@ fn qemu_img_is_installed() {
 
 #[test]
 fn raw_is_accepted() {
-    let d = TempDir::new("raw");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-raw");
+    let d = tmp.path();
+    let src = source_raw(d);
     accepted(
-        &convert(&d, &src, "raw", &[], "a.raw"),
+        &convert(d, &src, "raw", &[], "a.raw"),
         DiskFormat::Raw,
         "raw",
     );
@@ -218,8 +143,9 @@ fn raw_is_accepted() {
 
 #[test]
 fn qcow2_variants_are_accepted() {
-    let d = TempDir::new("qcow2");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-qcow2");
+    let d = tmp.path();
+    let src = source_raw(d);
     let cases: &[(&[&str], &str)] = &[
         (&["-o", "compat=0.10"], "qcow2 v2"),
         (&["-o", "compat=1.1"], "qcow2 v3"),
@@ -233,11 +159,11 @@ fn qcow2_variants_are_accepted() {
         (&["-o", "lazy_refcounts=on,refcount_bits=64"], "qcow2 v3"),
     ];
     for (i, (opts, detail)) in cases.iter().enumerate() {
-        let p = convert(&d, &src, "qcow2", opts, &format!("c{i}.qcow2"));
+        let p = convert(d, &src, "qcow2", opts, &format!("c{i}.qcow2"));
         accepted(&p, DiskFormat::Qcow2, detail);
     }
     accepted(
-        &create(&d, "qcow2", &[], "empty.qcow2"),
+        &create(d, "qcow2", &[], "empty.qcow2"),
         DiskFormat::Qcow2,
         "qcow2 v3",
     );
@@ -245,18 +171,19 @@ fn qcow2_variants_are_accepted() {
 
 #[test]
 fn vmdk_sparse_variants_are_accepted() {
-    let d = TempDir::new("vmdk");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-vmdk");
+    let d = tmp.path();
+    let src = source_raw(d);
     for sub in ["monolithicSparse", "streamOptimized"] {
         let o = format!("subformat={sub}");
         let detail = format!("vmdk {sub}");
         accepted(
-            &convert(&d, &src, "vmdk", &["-o", &o], &format!("c-{sub}.vmdk")),
+            &convert(d, &src, "vmdk", &["-o", &o], &format!("c-{sub}.vmdk")),
             DiskFormat::Vmdk,
             &detail,
         );
         accepted(
-            &create(&d, "vmdk", &["-o", &o], &format!("e-{sub}.vmdk")),
+            &create(d, "vmdk", &["-o", &o], &format!("e-{sub}.vmdk")),
             DiskFormat::Vmdk,
             &detail,
         );
@@ -265,50 +192,52 @@ fn vmdk_sparse_variants_are_accepted() {
 
 #[test]
 fn vmdk_other_subformats_are_refused() {
-    let d = TempDir::new("vmdk-other");
+    let tmp = temp_dir("formats-vmdk-other");
+    let d = tmp.path();
     for sub in [
         "monolithicFlat",
         "twoGbMaxExtentSparse",
         "twoGbMaxExtentFlat",
     ] {
         let o = format!("subformat={sub}");
-        let p = create(&d, "vmdk", &["-o", &o], &format!("{sub}.vmdk"));
+        let p = create(d, "vmdk", &["-o", &o], &format!("{sub}.vmdk"));
         refused(&p, "vmdk descriptor without data");
     }
     // The data extent of a split sparse disk, uploaded on its own.
     refused(
-        &d.path("twoGbMaxExtentSparse-s001.vmdk"),
+        &d.join("twoGbMaxExtentSparse-s001.vmdk"),
         "no embedded descriptor",
     );
     // A flat extent is byte for byte a raw disk, and is stored as one.
-    let flat = check(&d.path("monolithicFlat-flat.vmdk")).unwrap();
+    let flat = check(&d.join("monolithicFlat-flat.vmdk")).unwrap();
     assert_eq!((flat.format, flat.virtual_size), (DiskFormat::Raw, VIRTUAL));
 }
 
 #[test]
 fn vhdx_variants_are_accepted() {
-    let d = TempDir::new("vhdx");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-vhdx");
+    let d = tmp.path();
+    let src = source_raw(d);
     accepted(
-        &convert(&d, &src, "vhdx", &[], "dyn.vhdx"),
+        &convert(d, &src, "vhdx", &[], "dyn.vhdx"),
         DiskFormat::Vhdx,
         "vhdx dynamic",
     );
     accepted(
-        &convert(&d, &src, "vhdx", &["-o", "subformat=fixed"], "fixed.vhdx"),
+        &convert(d, &src, "vhdx", &["-o", "subformat=fixed"], "fixed.vhdx"),
         DiskFormat::Vhdx,
         "vhdx fixed",
     );
     for bs in ["1M", "32M", "256M"] {
         let o = format!("block_size={bs}");
         accepted(
-            &convert(&d, &src, "vhdx", &["-o", &o], &format!("bs{bs}.vhdx")),
+            &convert(d, &src, "vhdx", &["-o", &o], &format!("bs{bs}.vhdx")),
             DiskFormat::Vhdx,
             "vhdx dynamic",
         );
     }
     accepted(
-        &create(&d, "vhdx", &[], "empty.vhdx"),
+        &create(d, "vhdx", &[], "empty.vhdx"),
         DiskFormat::Vhdx,
         "vhdx dynamic",
     );
@@ -316,20 +245,21 @@ fn vhdx_variants_are_accepted() {
 
 #[test]
 fn vdi_variants_are_accepted() {
-    let d = TempDir::new("vdi");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-vdi");
+    let d = tmp.path();
+    let src = source_raw(d);
     accepted(
-        &convert(&d, &src, "vdi", &[], "dyn.vdi"),
+        &convert(d, &src, "vdi", &[], "dyn.vdi"),
         DiskFormat::Vdi,
         "vdi dynamic",
     );
     accepted(
-        &convert(&d, &src, "vdi", &["-o", "static=on"], "static.vdi"),
+        &convert(d, &src, "vdi", &["-o", "static=on"], "static.vdi"),
         DiskFormat::Vdi,
         "vdi fixed",
     );
     accepted(
-        &create(&d, "vdi", &[], "empty.vdi"),
+        &create(d, "vdi", &[], "empty.vdi"),
         DiskFormat::Vdi,
         "vdi dynamic",
     );
@@ -337,21 +267,22 @@ fn vdi_variants_are_accepted() {
 
 #[test]
 fn foreign_formats_are_refused() {
-    let d = TempDir::new("foreign");
-    let src = source_raw(&d);
+    let tmp = temp_dir("formats-foreign");
+    let d = tmp.path();
+    let src = source_raw(d);
     refused(
-        &convert(&d, &src, "vpc", &[], "dyn.vhd"),
+        &convert(d, &src, "vpc", &[], "dyn.vhd"),
         "VHD (vpc) is not supported",
     );
     refused(
-        &convert(&d, &src, "vpc", &["-o", "subformat=fixed"], "fixed.vhd"),
+        &convert(d, &src, "vpc", &["-o", "subformat=fixed"], "fixed.vhd"),
         "VHD (vpc) is not supported",
     );
-    refused(&convert(&d, &src, "qed", &[], "a.qed"), "QED");
-    refused(&convert(&d, &src, "parallels", &[], "a.hdd"), "Parallels");
+    refused(&convert(d, &src, "qed", &[], "a.qed"), "QED");
+    refused(&convert(d, &src, "parallels", &[], "a.hdd"), "Parallels");
     refused(
         &create(
-            &d,
+            d,
             "luks",
             &[
                 "--object",
@@ -367,21 +298,21 @@ fn foreign_formats_are_refused() {
 
 #[test]
 fn qcow_version_1_is_refused() {
-    let d = TempDir::new("qcow1");
-    let src = source_raw(&d);
-    refused(
-        &convert(&d, &src, "qcow", &[], "a.qcow"),
-        "qcow (version 1)",
-    );
+    let tmp = temp_dir("formats-qcow1");
+    let d = tmp.path();
+    let src = source_raw(d);
+    refused(&convert(d, &src, "qcow", &[], "a.qcow"), "qcow (version 1)");
 }
 
 #[test]
 fn qcow2_dependencies_are_refused() {
-    let d = TempDir::new("qcow2-deps");
-    let base = create(&d, "qcow2", &[], "base.qcow2");
-    let top = d.path("top.qcow2");
+    let tmp = temp_dir("formats-qcow2-deps");
+    let d = tmp.path();
+    let base = create(d, "qcow2", &[], "base.qcow2");
+    let top = d.join("top.qcow2");
     qemu_img(
-        &[
+        d,
+        [
             "create",
             "-f",
             "qcow2",
@@ -391,11 +322,10 @@ fn qcow2_dependencies_are_refused() {
             "qcow2",
             top.to_str().unwrap(),
         ],
-        &d.0,
     );
     refused(&top, "backing file");
     let enc = create(
-        &d,
+        d,
         "qcow2",
         &[
             "--object",
@@ -406,25 +336,26 @@ fn qcow2_dependencies_are_refused() {
         "enc.qcow2",
     );
     refused(&enc, "encrypted");
-    let data = d.path("data.raw");
+    let data = d.join("data.raw");
     let o = format!("data_file={}", data.display());
     refused(
-        &create(&d, "qcow2", &["-o", &o], "ext.qcow2"),
+        &create(d, "qcow2", &["-o", &o], "ext.qcow2"),
         "external data file",
     );
 }
 
 #[test]
 fn oversized_images_are_refused_from_the_header() {
-    let d = TempDir::new("big");
+    let tmp = temp_dir("formats-big");
+    let d = tmp.path();
     for (fmt, name) in [
         ("qcow2", "big.qcow2"),
         ("vmdk", "big.vmdk"),
         ("vhdx", "big.vhdx"),
         ("vdi", "big.vdi"),
     ] {
-        let p = d.path(name);
-        qemu_img(&["create", "-f", fmt, p.to_str().unwrap(), "200G"], &d.0);
+        let p = d.join(name);
+        qemu_img(d, ["create", "-f", fmt, p.to_str().unwrap(), "200G"]);
         let bytes = fs::read(&p).unwrap();
         let r = inspect(&bytes, 100 << 30).unwrap_err();
         assert!(
