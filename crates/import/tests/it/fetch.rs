@@ -1,12 +1,12 @@
 //! What the fetcher refuses, retries and reports, through `import_image`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use tidepool_import::{image_key, import_image, ImportError, ImportLimits, Progress};
+use tidepool_testkit::{files_under, free_port};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{serve, temp_blobs, test_limits};
 
 async fn import(url: &str, limits: &ImportLimits) -> Result<(), ImportError> {
     let (dir, blobs) = temp_blobs();
@@ -159,12 +159,8 @@ async fn client_errors_abort_at_once() {
 
 #[tokio::test]
 async fn unreachable_after_retries() {
-    // Bind and drop a listener for a port that refuses connections.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port that refuses connections.
+    let port = free_port();
     let err = import(&format!("http://127.0.0.1:{port}/disk.raw"), &test_limits())
         .await
         .unwrap_err();
@@ -181,11 +177,7 @@ async fn unreachable_after_retries() {
 #[tokio::test]
 async fn credentials_and_queries_stay_out_of_messages() {
     let addr = serve().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     for url in [
         format!("http://user:hunter2@{addr}/status/404?token=s3cr3t"),
         format!("http://user:hunter2@127.0.0.1:{port}/x?token=s3cr3t"),

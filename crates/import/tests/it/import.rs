@@ -1,15 +1,15 @@
 //! End-to-end imports from a local HTTP server into a temporary local blob store.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use tidepool_import::{
     image_key, import_image, Compression, DiskFormat, ImportError, ImportLimits, Progress,
 };
+use tidepool_testkit::{files_under, qemu_info, sha256_hex};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{fixtures, serve, temp_blobs, test_limits};
 
 async fn import(
     url: &str,
@@ -47,10 +47,10 @@ fn assert_nothing_stored(dir: &std::path::Path) {
 
 async fn check_format(format: &str, expected: DiskFormat) {
     let addr = serve().await;
-    let plain_path = fixtures().dir.join(format!("disk.{format}"));
+    let plain_path = fixtures().join(format!("disk.{format}"));
     let plain = std::fs::read(&plain_path).unwrap();
-    let (qemu_format, virtual_size) = qemu_info(&plain_path);
-    assert_eq!(qemu_format, format);
+    let qemu = qemu_info(&plain_path);
+    assert_eq!(qemu.format, format);
     for (suffix, compression) in [
         ("", Compression::None),
         (".gz", Compression::Gzip),
@@ -59,7 +59,7 @@ async fn check_format(format: &str, expected: DiskFormat) {
         (".multi.bz2", Compression::Bzip2),
     ] {
         let name = format!("disk.{format}{suffix}");
-        let served = std::fs::read(fixtures().dir.join(&name)).unwrap();
+        let served = std::fs::read(fixtures().join(&name)).unwrap();
         let (dir, blobs) = temp_blobs();
         let key = image_key(7, &uuid());
         let progress = Progress::new();
@@ -74,7 +74,7 @@ async fn check_format(format: &str, expected: DiskFormat) {
         .await
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(outcome.format, expected, "{name}");
-        assert_eq!(outcome.virtual_size, virtual_size, "{name}");
+        assert_eq!(outcome.virtual_size, qemu.virtual_size, "{name}");
         assert_eq!(outcome.stored_bytes, plain.len() as u64, "{name}");
         assert_eq!(outcome.sha256, sha256_hex(&plain), "{name}");
         assert_eq!(outcome.compression, compression, "{name}");

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tidepool_import::{testing::test_suite, Blobs};
+use tidepool_testkit::{files_under, s3_bucket};
 
 #[tokio::test]
 async fn contract_on_a_local_directory() {
@@ -94,35 +95,17 @@ fn other_schemes_are_refused_with_the_accepted_forms() {
     );
 }
 
+/// Every file under `root`, as text to match the staging names in.
 fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
-}
-
-/// The S3 bucket tests may use (`garage-dev` prints it), or None with a visible notice.
-fn s3_bucket(test: &str) -> Option<String> {
-    match std::env::var("TIDEPOOL_TEST_S3_BUCKET") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            eprintln!("SKIPPED {test}: set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev) to run it against S3");
-            None
-        }
-    }
+    files_under(root)
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 #[tokio::test]
 async fn contract_on_an_s3_bucket() {
-    let Some(bucket) = s3_bucket("contract_on_an_s3_bucket") else {
+    let Some(bucket) = s3_bucket("blobs::contract_on_an_s3_bucket") else {
         return;
     };
     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
@@ -133,7 +116,7 @@ async fn contract_on_an_s3_bucket() {
 
 #[tokio::test]
 async fn a_missing_bucket_is_found_by_the_check() {
-    let Some(_) = s3_bucket("a_missing_bucket_is_found_by_the_check") else {
+    let Some(_) = s3_bucket("blobs::a_missing_bucket_is_found_by_the_check") else {
         return;
     };
     let blobs = Blobs::from_url("s3://no-such-bucket-tidepool/x").unwrap();
