@@ -3,6 +3,7 @@
 //! wakes when a job is queued or released.
 
 use super::super::row::parse;
+use super::super::shared::Shared;
 use super::super::{CatalogResult, ImportJob};
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::Row;
@@ -61,6 +62,8 @@ pub(super) async fn claim(
     Ok(Some(job))
 }
 
+/// Gives the job back and announces it in the same transaction, so that no replica hears of a
+/// job it cannot claim yet.
 pub(super) async fn release(
     pool: &PgPool,
     image_id: i64,
@@ -69,17 +72,7 @@ pub(super) async fn release(
     last_error: &str,
 ) -> CatalogResult<bool> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE import_jobs SET lease_owner = NULL, lease_expires_at = $1, last_error = $2 \
-         WHERE image_id = $3 AND lease_owner = $4",
-    )
-    .bind(not_before)
-    .bind(last_error)
-    .bind(image_id)
-    .bind(worker)
-    .execute(&mut *tx)
-    .await?;
-    let released = done.rows_affected() == 1;
+    let released = Shared::job_release(&mut *tx, image_id, worker, not_before, last_error).await?;
     if released {
         announce(&mut *tx).await?;
     }

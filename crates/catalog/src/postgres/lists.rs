@@ -218,8 +218,8 @@ pub(super) async fn page_and_total(
 mod tests {
     use super::super::PostgresCatalog;
     use super::*;
-    use crate::{Catalog, ImageChanges};
     use crate::testing::{fresh_postgres_database, new_custom, new_public, postgres_admin_url};
+    use crate::{Catalog, ImageChanges};
     use tidepool_api::{ImageStatus, ListType};
 
     fn filter(viewer: AccountId, tag: Option<&str>, offset: u64) -> ImageFilter {

@@ -1,17 +1,34 @@
-//! The embedded catalog: one SQLite file in the data directory, in WAL mode. Writes go
-//! through sqlx; the reads behind requests through `reads`.
+//! The embedded catalog: one SQLite file in the data directory, in WAL mode. Writes (most of
+//! them the statements in `shared`) go through sqlx; the reads behind requests through `reads`.
 
 mod reads;
 
 use super::count_cache::{CountCache, CountKey};
-use super::row::{join_regions, parse, push_changes, record, records, IMAGE_COLUMNS};
+use super::row::parse;
+use super::shared::{inserted, Dialect, Shared};
 use super::*;
 use reads::{image_where, list_count, list_generation, list_page, Readers, INLINE_MAX_OFFSET};
 use rusqlite::OptionalExtension;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{Pool, QueryBuilder, Row, Sqlite, SqlitePool};
 use std::time::Duration;
 use tidepool_api::Region;
+
+impl Dialect for Sqlite {
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn execute_built(
+        pool: &Pool<Self>,
+        mut q: QueryBuilder<'_, Self>,
+    ) -> Result<SqliteQueryResult, sqlx::Error> {
+        q.build().execute(pool).await
+    }
+}
 
 pub struct SqliteCatalog {
     pool: SqlitePool,
@@ -97,16 +114,7 @@ impl Catalog for SqliteCatalog {
         scopes: Scopes,
         now: i64,
     ) -> CatalogResult<()> {
-        sqlx::query(
-            "INSERT INTO tokens (account_id, secret_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(account.0)
-        .bind(secret_hash)
-        .bind(scopes.to_string())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Shared::token_insert(&self.pool, account, secret_hash, scopes, now).await
     }
 
     async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>> {
@@ -132,56 +140,21 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn token_count(&self) -> CatalogResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n as u64)
+        Shared::token_count(&self.pool).await
     }
 
     async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord> {
         let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO images (owner_id, name, distribution, slug, public, listing, regions, \
-             created_at, kind, min_disk_size, size_gigabytes, description, tags, status, \
-             error_message, source_url) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?) RETURNING id",
-        )
-        .bind(image.owner.map(|a| a.0))
-        .bind(&image.name)
-        .bind(image.distribution.as_str())
-        .bind(&image.slug)
-        .bind(image.public)
-        .bind(image.listing.map(|l| l.as_str()))
-        .bind(join_regions(&image.regions))
-        .bind(image.created_at)
-        .bind(image.kind.as_str())
-        .bind(image.min_disk_size.map(|v| v as i64))
-        .bind(image.size_gigabytes)
-        .bind(&image.description)
-        .bind(image.tags.join(","))
-        .bind(image.status.as_str())
-        .bind(image.job.as_ref().map(|j| &j.url))
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = Shared::image_row_insert(&mut *tx, &image).await?;
         Self::tags_replace(&mut tx, id, &image.tags).await?;
         if let Some(job) = &image.job {
-            sqlx::query(
-                "INSERT INTO import_jobs (image_id, url, region, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(&job.url)
-            .bind(job.region.as_str())
-            .bind(image.created_at)
-            .execute(&mut *tx)
-            .await?;
+            Shared::job_insert(&mut *tx, id, job, image.created_at).await?;
         }
         tx.commit().await?;
         if image.job.is_some() {
             self.queued.notify_one();
         }
-        self.image_get(id)
-            .await?
-            .ok_or_else(|| CatalogError::Corrupt(format!("image {id} vanished after insert")))
+        inserted(id, self.image_get(id).await?)
     }
 
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
@@ -223,8 +196,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>> {
-        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE public = 1 ORDER BY id");
-        records(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        Shared::image_list_public(&self.pool).await
     }
 
     async fn image_update(
@@ -232,24 +204,14 @@ impl Catalog for SqliteCatalog {
         id: i64,
         changes: &ImageChanges,
     ) -> CatalogResult<Option<ImageRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new("UPDATE images SET id = id");
-        push_changes(&mut q, changes);
-        q.push(" WHERE id = ").push_bind(id);
-        let done = q.build().execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
+        if !Shared::image_update(&self.pool, id, changes).await? {
             return Ok(None);
         }
         self.image_get(id).await
     }
 
     async fn image_delete(&self, id: i64) -> CatalogResult<Option<ImageRecord>> {
-        let sql = format!("DELETE FROM images WHERE id = ? RETURNING {IMAGE_COLUMNS}");
-        record(
-            sqlx::query_as(&sql)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Shared::image_delete(&self.pool, id).await
     }
 
     async fn job_claim(
@@ -298,18 +260,7 @@ impl Catalog for SqliteCatalog {
         now: i64,
         progress: JobProgress,
     ) -> CatalogResult<bool> {
-        let done = sqlx::query(
-            "UPDATE import_jobs SET lease_expires_at = ?, bytes_read = ?, bytes_total = ? \
-             WHERE image_id = ? AND lease_owner = ?",
-        )
-        .bind(now + lease_secs)
-        .bind(progress.bytes_read as i64)
-        .bind(progress.bytes_total.map(|t| t as i64))
-        .bind(image_id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Shared::job_heartbeat(&self.pool, image_id, worker, lease_secs, now, progress).await
     }
 
     async fn job_complete(
@@ -318,54 +269,7 @@ impl Catalog for SqliteCatalog {
         worker: &str,
         result: &JobResult,
     ) -> CatalogResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let held = sqlx::query("DELETE FROM import_jobs WHERE image_id = ? AND lease_owner = ?")
-            .bind(image_id)
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let updated = match result {
-            JobResult::Available {
-                region,
-                format,
-                virtual_size,
-                stored_bytes,
-                sha256,
-                blob_key,
-            } => {
-                sqlx::query(
-                    "UPDATE images SET status = 'available', error_message = '', regions = ?, \
-                     format = ?, virtual_size = ?, stored_bytes = ?, sha256 = ?, blob_key = ?, \
-                     size_gigabytes = ?, min_disk_size = ? WHERE id = ?",
-                )
-                .bind(region.as_str())
-                .bind(format)
-                .bind(*virtual_size as i64)
-                .bind(*stored_bytes as i64)
-                .bind(sha256)
-                .bind(blob_key)
-                .bind(size_gigabytes(*stored_bytes))
-                .bind(min_disk_size(*virtual_size) as i64)
-                .bind(image_id)
-                .execute(&mut *tx)
-                .await?
-            }
-            JobResult::Failed { message } => {
-                sqlx::query("UPDATE images SET status = 'deleted', error_message = ? WHERE id = ?")
-                    .bind(message)
-                    .bind(image_id)
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
-        if updated.rows_affected() != 1 {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        Shared::job_complete(&self.pool, image_id, worker, result).await
     }
 
     async fn job_release(
@@ -375,44 +279,20 @@ impl Catalog for SqliteCatalog {
         not_before: i64,
         last_error: &str,
     ) -> CatalogResult<bool> {
-        let done = sqlx::query(
-            "UPDATE import_jobs SET lease_owner = NULL, lease_expires_at = ?, last_error = ? \
-             WHERE image_id = ? AND lease_owner = ?",
-        )
-        .bind(not_before)
-        .bind(last_error)
-        .bind(image_id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
+        let released =
+            Shared::job_release(&self.pool, image_id, worker, not_before, last_error).await?;
+        if released {
             self.queued.notify_one();
         }
-        Ok(done.rows_affected() == 1)
+        Ok(released)
     }
 
     async fn job_progress(&self, image_id: i64) -> CatalogResult<Option<JobProgress>> {
-        let row = sqlx::query("SELECT bytes_read, bytes_total FROM import_jobs WHERE image_id = ?")
-            .bind(image_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(JobProgress {
-                bytes_read: r.try_get::<i64, _>("bytes_read")? as u64,
-                bytes_total: r
-                    .try_get::<Option<i64>, _>("bytes_total")?
-                    .map(|v| v as u64),
-            })
-        })
-        .transpose()
+        Shared::job_progress(&self.pool, image_id).await
     }
 
     async fn job_exists(&self, image_id: i64) -> CatalogResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_jobs WHERE image_id = ?")
-            .bind(image_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
+        Shared::job_exists(&self.pool, image_id).await
     }
 
     fn job_queued(&self) -> Arc<tokio::sync::Notify> {
@@ -420,24 +300,11 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM catalog_meta WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Shared::meta_get(&self.pool, key).await
     }
 
     async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()> {
-        sqlx::query(
-            "INSERT INTO catalog_meta (key, value) VALUES (?, ?) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Shared::meta_set(&self.pool, key, value).await
     }
 }
 
