@@ -4,7 +4,9 @@ use crate::client::{decode, Client};
 use crate::error::Result;
 use reqwest::Method;
 use serde_json::Value;
-use tidepool_api::{Image, ImageCreate, ImageRef, ImageList, ImageListQuery, ImageUpdate, ImportProgress};
+use tidepool_api::{
+    Image, ImageCreate, ImageList, ImageListQuery, ImageRef, ImageUpdate, ImportProgress,
+};
 
 impl Client {
     /// One page of images: `GET /v2/images` with the query's filters and page.

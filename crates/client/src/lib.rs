@@ -65,8 +65,8 @@ mod wait;
 
 pub use client::{Client, ClientBuilder, DIGITALOCEAN_API_URL, LOCAL_TIDEPOOL_URL};
 pub use error::{ApiError, Error, Result};
-pub use tidepool_api::ImageRef;
 pub use retry::{RateLimit, RetryPolicy};
+pub use tidepool_api::ImageRef;
 pub use wait::{WaitOptions, WaitProgress};
 
 /// The wire types shared with the tidepool server.

@@ -1,7 +1,10 @@
 //! The blob store: one `object_store` backend (a local directory or S3), chosen once at start-up.
 //!
-//! Writes are streamed through multipart uploads so an image is never held in memory, and an
-//! object becomes visible under its key only when its upload is completed.
+//! Writes are streamed so an image is never held in memory, and an object becomes visible under
+//! its key only when its write is completed: on S3 as a multipart upload; in a local directory
+//! as a staging file written with direct I/O where the filesystem allows it, then fsync, rename
+//! and a directory fsync (`local.rs`), since `object_store`'s local multipart upload would buffer
+//! whole parts.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;

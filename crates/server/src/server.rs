@@ -84,12 +84,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
 
     let stop = CancellationToken::new();
-    let background = BackgroundTasks::start(
-        app.job_storage(),
-        limiter,
-        &args.import,
-        stop.clone(),
-    );
+    let background = BackgroundTasks::start(app.job_storage(), limiter, &args.import, stop.clone());
     let background_tasks = background.names().to_vec();
     tracing::info!(tasks = background_tasks.len(), "background tasks started");
     tracing::info!(%addr, "listening");

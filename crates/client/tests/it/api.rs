@@ -1,14 +1,13 @@
 //! Every typed call against a real tidepool server over HTTP: results, filters, pages, errors.
 
-
 use crate::support;
-use tidepool_server::testing::TestServer;
 use futures::TryStreamExt;
 use std::collections::HashSet;
 use tidepool_client::{
     Distribution, ImageCreate, ImageListQuery, ImageStatus, ImageType, ImageUpdate, ListType,
     Region,
 };
+use tidepool_server::testing::TestServer;
 
 fn create(name: &str, tags: &[&str]) -> ImageCreate {
     ImageCreate {

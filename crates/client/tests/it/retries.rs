@@ -1,13 +1,12 @@
 //! Retries through a proxy in front of a real server: the proxy answers 429 or 5xx itself for
 //! chosen requests and forwards the rest.
 
-
-use axum::http::Method;
 use crate::support::{self, Canned, Proxy};
-use tidepool_server::testing::TestServer;
+use axum::http::Method;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tidepool_client::{ImageCreate, ImageListQuery, Region};
+use tidepool_server::testing::TestServer;
 
 fn create() -> ImageCreate {
     ImageCreate {

@@ -1,11 +1,10 @@
 //! Waiting for real imports: a server with one worker fetches an image from a file server of
 //! the test's own on 127.0.0.1.
 
-
 use crate::support::{self, Canned, Proxy};
-use tidepool_server::testing::TestServer;
 use std::time::Duration;
 use tidepool_client::{Error, ImageCreate, ImageStatus, Region, WaitOptions, WaitProgress};
+use tidepool_server::testing::TestServer;
 
 fn create(url: String) -> ImageCreate {
     ImageCreate {

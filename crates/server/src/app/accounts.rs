@@ -3,11 +3,11 @@
 
 use super::{unix_now, App, AppResult, Error};
 use crate::auth;
-use tidepool_api::{Scope, Scopes};
-use tidepool_catalog::{AccountId, TokenRecord};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tidepool_api::{Scope, Scopes};
+use tidepool_catalog::{AccountId, TokenRecord};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,53 +31,56 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
     // carries its id.
     let span = tracing::info_span!("request", request_id = %request_id);
     REQUEST_ID
-        .scope(request_id, async move {
-            let caller = match bearer(request.headers()) {
-                Some(secret) => state.app.authenticate(secret).await,
-                None => Err(app::Error::Unauthenticated),
-            };
-            // Requests without a valid token are limited per client address, which also
-            // slows down anyone guessing tokens.
-            let key = match &caller {
-                Ok(c) => format!("token:{}", c.token_id),
-                Err(_) => {
-                    let peer = request
-                        .extensions()
-                        .get::<ConnectInfo<SocketAddr>>()
-                        .map(|c| c.0.ip());
-                    format!(
-                        "anonymous:{}",
-                        peer.map(|ip| ip.to_string()).unwrap_or_default()
-                    )
-                }
-            };
-            let verdict = state.limiter.check(&key, unix_now());
-            let mut response = if !verdict.allowed {
-                Error::RateLimited {
-                    retry_after_secs: verdict.retry_after,
-                }
-                .into_response()
-            } else {
-                match caller {
-                    Ok(caller) => {
-                        request.extensions_mut().insert(caller);
-                        next.run(request).await
+        .scope(
+            request_id,
+            async move {
+                let caller = match bearer(request.headers()) {
+                    Some(secret) => state.app.authenticate(secret).await,
+                    None => Err(app::Error::Unauthenticated),
+                };
+                // Requests without a valid token are limited per client address, which also
+                // slows down anyone guessing tokens.
+                let key = match &caller {
+                    Ok(c) => format!("token:{}", c.token_id),
+                    Err(_) => {
+                        let peer = request
+                            .extensions()
+                            .get::<ConnectInfo<SocketAddr>>()
+                            .map(|c| c.0.ip());
+                        format!(
+                            "anonymous:{}",
+                            peer.map(|ip| ip.to_string()).unwrap_or_default()
+                        )
                     }
-                    Err(err) => Error::from(err).into_response(),
+                };
+                let verdict = state.limiter.check(&key, unix_now());
+                let mut response = if !verdict.allowed {
+                    Error::RateLimited {
+                        retry_after_secs: verdict.retry_after,
+                    }
+                    .into_response()
+                } else {
+                    match caller {
+                        Ok(caller) => {
+                            request.extensions_mut().insert(caller);
+                            next.run(request).await
+                        }
+                        Err(err) => Error::from(err).into_response(),
+                    }
+                };
+                let headers = response.headers_mut();
+                headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(verdict.limit));
+                headers.insert(
+                    RATELIMIT_REMAINING.clone(),
+                    HeaderValue::from(verdict.remaining),
+                );
+                headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
+                if let Some(id) = id_header {
+                    headers.insert(REQUEST_ID_HEADER.clone(), id);
                 }
-            };
-            let headers = response.headers_mut();
-            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(verdict.limit));
-            headers.insert(
-                RATELIMIT_REMAINING.clone(),
-                HeaderValue::from(verdict.remaining),
-            );
-            headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
-            if let Some(id) = id_header {
-                headers.insert(REQUEST_ID_HEADER.clone(), id);
+                response
             }
-            response
-        }
-        .instrument(span))
+            .instrument(span),
+        )
         .await
 }

@@ -3,10 +3,10 @@
 //! dies simply stops renewing; another takes the job over once the lease runs out.
 
 use super::{unix_now, JobStorage};
-use tidepool_catalog::{CatalogResult, ImportJob, JobProgress, JobResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tidepool_catalog::{CatalogResult, ImportJob, JobProgress, JobResult};
 use tidepool_import::{image_key, import_image, ImportError, ImportLimits, Progress};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,10 @@ pub struct Worker {
 /// lease then runs out and another attempt takes the job over.
 fn written(image_id: i64, outcome: CatalogResult<bool>) -> bool {
     outcome.unwrap_or_else(|err| {
-        tracing::error!(image_id, "cannot record the import's outcome in the catalog: {err}");
+        tracing::error!(
+            image_id,
+            "cannot record the import's outcome in the catalog: {err}"
+        );
         false
     })
 }
@@ -228,12 +231,7 @@ impl Worker {
                     message: err.message().to_owned(),
                 };
                 tracing::warn!(image_id = id, "import failed: {}", err.message());
-                written(
-                    id,
-                    catalog
-                        .job_complete(id, &self.id, &failed)
-                        .await,
-                )
+                written(id, catalog.job_complete(id, &self.id, &failed).await)
             }
         };
         if !recorded {

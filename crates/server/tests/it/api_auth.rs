@@ -1,8 +1,8 @@
 //! Tokens, scopes, rate limits, request ids and the error envelope.
 
-use tidepool_server::testing::{error_body, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
+use tidepool_server::testing::{error_body, Backend, TestServer};
 
 async fn requests_without_a_valid_token_are_401(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;

@@ -1,11 +1,11 @@
 //! GET, POST, PUT and DELETE of single images: shapes, ownership, validation.
 
-use tidepool_server::testing::{error_body, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tidepool_api::{Distribution, ImageStatus, ImageType};
 use tidepool_catalog::testing::new_custom;
 use tidepool_catalog::AccountId;
+use tidepool_server::testing::{error_body, Backend, TestServer};
 
 fn is_rfc3339_utc_seconds(s: &str) -> bool {
     let b = s.as_bytes();

@@ -2,11 +2,11 @@
 //! client would.
 
 use crate::images::{qemu_info, samples, serve};
-use tidepool_server::testing::{Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
+use tidepool_server::testing::{Backend, TestServer};
 
 async fn importing_server(
     backend: Backend,
@@ -247,7 +247,12 @@ async fn shutdown_returns_running_imports_to_the_queue_and_a_restart_finishes_th
     args.import.import_workers = Some(1);
     let first = tidepool_server::server::start(args.clone()).await.unwrap();
     let token = first.bootstrap_token.clone().unwrap();
-    let id = first.app.catalog().account_ensure("default", tidepool_catalog::testing::T0).await.unwrap();
+    let id = first
+        .app
+        .catalog()
+        .account_ensure("default", tidepool_catalog::testing::T0)
+        .await
+        .unwrap();
     let mut new = tidepool_catalog::testing::new_custom(id, "slow", &[]);
     new.job.as_mut().unwrap().url = format!("{base}/slow/disk.raw");
     let image = first.app.catalog().image_insert(new).await.unwrap();
@@ -297,9 +302,7 @@ async fn the_sweep_removes_blobs_no_image_points_at(backend: Backend) {
     std::fs::write(orphan_dir.join("leftover"), b"x").unwrap();
     let stray = s.dir.path().join(format!("blobs/images/{id}/old-attempt"));
     std::fs::write(&stray, b"y").unwrap();
-    let report = s.server.app.orphans_sweep(Duration::ZERO)
-        .await
-        .unwrap();
+    let report = s.server.app.orphans_sweep(Duration::ZERO).await.unwrap();
     assert_eq!(report.blobs_removed, 2);
     assert!(!stray.exists() && !orphan_dir.join("leftover").exists());
     assert_eq!(stored_blobs(&s).len(), 1, "the image's own blob stays");

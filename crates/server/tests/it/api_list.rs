@@ -1,7 +1,7 @@
 //! GET /v2/images: visibility, filters, pagination, links and meta.
 
-use tidepool_server::testing::{ids, Backend, TestServer};
 use serde_json::Value;
+use tidepool_server::testing::{ids, Backend, TestServer};
 
 async fn list_holds_own_images_and_every_public_one_by_id(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;

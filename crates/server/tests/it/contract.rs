@@ -216,7 +216,8 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         return;
     }
     let Some(spec) = spec_path(TEST) else { return };
-    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/contract/schemathesis_hooks.py");
+    let hooks =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/contract/schemathesis_hooks.py");
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (server, url, token) = start_server(dir.path()).await;

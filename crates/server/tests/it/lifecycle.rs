@@ -7,12 +7,19 @@ use tidepool_server::testing::{Backend, TestServer};
 async fn shutdown_joins_every_background_task(backend: Backend) {
     let s = TestServer::start_on(backend, |a| a.import.import_workers = Some(2)).await;
     let started: BTreeSet<String> = s.server.background_tasks.iter().cloned().collect();
-    assert_eq!(started.len(), 5, "two workers, sweep, rate sync, listener: {started:?}");
+    assert_eq!(
+        started.len(),
+        5,
+        "two workers, sweep, rate sync, listener: {started:?}"
+    );
     for task in ["orphan sweep", "rate-count sync", "job listener"] {
         assert!(started.contains(task), "{task} missing from {started:?}");
     }
     assert_eq!(
-        started.iter().filter(|t| t.starts_with("import worker ")).count(),
+        started
+            .iter()
+            .filter(|t| t.starts_with("import worker "))
+            .count(),
         2
     );
     // A request first, so that the server has served something before it stops.

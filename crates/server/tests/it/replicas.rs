@@ -1,9 +1,9 @@
 //! Two replicas on one PostgreSQL catalog: they share rate limits and the job queue.
 
-use tidepool_server::testing::TestServer;
 use tidepool_catalog::testing;
 use tidepool_server::config::ServeArgs;
 use tidepool_server::server;
+use tidepool_server::testing::TestServer;
 
 async fn two_replicas(
     configure: impl Fn(&mut ServeArgs),

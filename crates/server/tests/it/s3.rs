@@ -1,11 +1,11 @@
 //! Imports into an S3 bucket: the same code path as the local directory, against a real
 //! S3-protocol server (`shared/tools/garage-dev` starts one and prints the environment).
 
-use tidepool_server::testing::{Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tidepool_import::Blobs;
+use tidepool_server::testing::{Backend, TestServer};
 
 fn bucket() -> Option<String> {
     match std::env::var("TIDEPOOL_TEST_S3_BUCKET") {
@@ -106,9 +106,7 @@ async fn imports_stream_into_the_bucket_and_deletes_and_sweeps_clean_it() {
         .await
         .unwrap();
     orphan.commit().await.unwrap();
-    let report = s.server.app.orphans_sweep(Duration::ZERO)
-        .await
-        .unwrap();
+    let report = s.server.app.orphans_sweep(Duration::ZERO).await.unwrap();
     assert_eq!(report.blobs_removed, 1);
     use futures::StreamExt;
     let left: Vec<_> = blobs.list("images").collect().await;

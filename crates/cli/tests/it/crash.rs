@@ -1,14 +1,12 @@
 //! A server killed in the middle of an import (SIGKILL: no chance to clean up) is restarted;
 //! the import is taken over once the dead worker's lease runs out and finishes cleanly.
 
-use axum::body::Body;
-use axum::routing::get;
-use futures::StreamExt;
+use crate::support::{free_port, slow_image_server, wait_ready, ServerProcess};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE_LEN: usize = 4 << 20;
@@ -21,45 +19,10 @@ fn image_bytes() -> Vec<u8> {
 
 /// Serves the image slowly (64 KiB every 40 ms, about 2.5 s in all) on 127.0.0.1.
 async fn slow_server() -> String {
-    let app = axum::Router::new().route(
-        "/disk.raw",
-        get(|| async {
-            let chunks: Vec<Vec<u8>> = image_bytes().chunks(64 << 10).map(<[u8]>::to_vec).collect();
-            let stream = futures::stream::iter(chunks).then(|c| async move {
-                tokio::time::sleep(Duration::from_millis(40)).await;
-                Ok::<_, std::io::Error>(c)
-            });
-            (
-                [("content-length", IMAGE_LEN.to_string())],
-                Body::from_stream(stream),
-            )
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/disk.raw")
+    slow_image_server(image_bytes(), Duration::from_millis(40)).await
 }
 
-/// A server process that is killed when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(dir: &Path, port: u16) -> Server {
+fn serve(dir: &Path, port: u16) -> ServerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
@@ -74,11 +37,11 @@ fn serve(dir: &Path, port: u16) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Server(child)
+    ServerProcess(child)
 }
 
 /// The token the very first start prints.
-fn bootstrap_token(server: &mut Server) -> String {
+fn bootstrap_token(server: &mut ServerProcess) -> String {
     let lines = BufReader::new(server.0.stdout.as_mut().unwrap()).lines();
     for line in lines {
         if let Some(t) = line
@@ -92,14 +55,6 @@ fn bootstrap_token(server: &mut Server) -> String {
     panic!("no token printed")
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/v2/images")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +65,7 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
 
     let mut first = serve(dir.path(), port);
     let token = bootstrap_token(&mut first);
-    wait_ready(&http, &base).await;
+    wait_ready(&http, &base, None).await;
     let created: Value = http
         .post(format!("{base}/v2/images"))
         .bearer_auth(&token)
@@ -142,7 +97,7 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
     drop(first); // SIGKILL: no chance to clean up
 
     let second = serve(dir.path(), port);
-    wait_ready(&http, &base).await;
+    wait_ready(&http, &base, None).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let image = loop {
         let r: Value = http

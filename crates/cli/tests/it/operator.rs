@@ -120,3 +120,40 @@ fn operators_add_change_and_retire_public_images() {
     let missing = tidepool(dir.path(), &["public", "retire", "no-such-slug"]);
     assert!(!missing.status.success());
 }
+
+#[test]
+fn public_images_are_checked_as_the_api_checks_images() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, refusal) in [
+        (
+            &["--slug", "alpine-3-22-x64", "--name", ""][..],
+            "name: must not be empty",
+        ),
+        (
+            &["--slug", "alpine-3-22-x64", "--name", "   "][..],
+            "name: must not be empty",
+        ),
+        (&["--slug", "", "--name", "Alpine"][..], "slug:"),
+        (&["--slug", "Not A Slug", "--name", "Alpine"][..], "slug:"),
+    ] {
+        let out = tidepool(dir.path(), &[&["public", "add"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was stored");
+        assert!(stderr.contains(refusal), "{args:?}: {stderr}");
+    }
+    let renamed = tidepool(
+        dir.path(),
+        &["public", "update", "debian-12-x64", "--name", ""],
+    );
+    assert!(!renamed.status.success());
+    assert!(String::from_utf8_lossy(&renamed.stderr).contains("name: must not be empty"));
+    let list = stdout(&tidepool(dir.path(), &["public", "list"]));
+    assert!(
+        !list.contains("alpine"),
+        "nothing refused was stored: {list}"
+    );
+    assert!(
+        list.contains("debian-12-x64\t") && list.contains("12 x64"),
+        "{list}"
+    );
+}

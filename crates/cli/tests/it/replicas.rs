@@ -2,14 +2,13 @@
 //! catalog and one S3 bucket. Needs TIDEPOOL_TEST_DATABASE_URL and TIDEPOOL_TEST_S3_BUCKET
 //! (with the AWS_* variables `shared/tools/garage-dev` prints); skips with a notice otherwise.
 
-use axum::body::Body;
-use axum::routing::get;
+use crate::support::{free_port, slow_image_server, wait_ready, ServerProcess};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tidepool_server::catalog::{self, testing};
+use tidepool_catalog::{self as catalog, testing};
 
 const IMAGE_LEN: usize = 1 << 20;
 
@@ -34,45 +33,10 @@ fn environment(test: &str) -> Option<(String, String)> {
 
 /// The image, 64 KiB every 30 ms: each import takes about half a second.
 async fn image_server() -> String {
-    let app = axum::Router::new().route(
-        "/disk.raw",
-        get(|| async {
-            let chunks: Vec<Vec<u8>> = image_bytes().chunks(64 << 10).map(<[u8]>::to_vec).collect();
-            let stream = futures::stream::iter(chunks).then(|c| async move {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                Ok::<_, std::io::Error>(c)
-            });
-            (
-                [("content-length", IMAGE_LEN.to_string())],
-                Body::from_stream(stream),
-            )
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/disk.raw")
+    slow_image_server(image_bytes(), Duration::from_millis(30)).await
 }
 
-/// A server process that is killed when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Server {
+fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> ServerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
@@ -97,28 +61,7 @@ fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Ser
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Server(child)
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str, token: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http
-            .get(format!("{base}/v2/images"))
-            .bearer_auth(token)
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica at {base} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ServerProcess(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +103,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     let a = replica(dir.path(), ports[0], &database, &blobs_url);
     let b = replica(dir.path(), ports[1], &database, &blobs_url);
     for base in &bases {
-        wait_ready(&http, base, &token).await;
+        wait_ready(&http, base, Some(&token)).await;
     }
 
     let mut ids = vec![];
@@ -216,9 +159,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     // sweep without grace must remove it (at most one per worker of A, so two),
     // and then exactly one blob per image remains.
     let app = tidepool_server::server::open_app(&storage).await.unwrap();
-    let swept = tidepool_server::import::sweep_once(&app, Duration::ZERO)
-        .await
-        .unwrap();
+    let swept = app.orphans_sweep(Duration::ZERO).await.unwrap();
     assert!(swept.blobs_removed <= 2, "{swept:?}");
 
     // Exactly one blob per image, each the image's bytes, nothing orphaned.
@@ -238,7 +179,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
 
     // A restarted A answers the same lists as B.
     let a = replica(dir.path(), ports[0], &database, &blobs_url);
-    wait_ready(&http, &bases[0], &token).await;
+    wait_ready(&http, &bases[0], Some(&token)).await;
     let mut lists = vec![];
     for base in &bases {
         let list: Value = http

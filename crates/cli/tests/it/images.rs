@@ -3,52 +3,23 @@
 
 use serde_json::Value;
 use std::process::Output;
-use tidepool_server::config::ServeArgs;
-use tidepool_server::server::{self, RunningServer};
+use tidepool_server::testing::TestServer;
 
-struct Server {
-    base: String,
-    token: String,
-    server: RunningServer,
-    _dir: tempfile::TempDir,
+/// A test server with one import worker that may fetch from 127.0.0.1.
+async fn start() -> TestServer {
+    TestServer::importing().await
 }
 
-impl Server {
-    /// No rate limit; one import worker that may fetch from 127.0.0.1.
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut args = ServeArgs::with_data_dir(dir.path().to_path_buf());
-        args.rate_limit_per_minute = 0;
-        args.import.import_workers = Some(1);
-        args.import.import_allow_private_networks = true;
-        let server = server::start(args).await.unwrap();
-        Server {
-            base: format!("http://{}", server.addr),
-            token: server.bootstrap_token.clone().unwrap(),
-            server,
-            _dir: dir,
-        }
-    }
+/// `tidepool images ARGS` against the server.
+async fn images(s: &TestServer, args: &[&str]) -> Output {
+    let mut all = vec!["images", "--api-url", &s.base, "--token", &s.token];
+    all.extend_from_slice(args);
+    tidepool(&all, &[]).await
+}
 
-    /// `tidepool images ARGS` against this server.
-    async fn images(&self, args: &[&str]) -> Output {
-        let mut all = vec!["images", "--api-url", &self.base, "--token", &self.token];
-        all.extend_from_slice(args);
-        tidepool(&all, &[]).await
-    }
-
-    /// The server's own JSON for `path`, as a plain HTTP client reads it.
-    async fn api(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
+/// The server's own JSON for `path`, as a plain HTTP client reads it.
+async fn api(s: &TestServer, path: &str) -> Value {
+    s.get(path).await.json().await.unwrap()
 }
 
 /// Runs the binary with a clean environment for the variables it reads.
@@ -105,26 +76,29 @@ const NO_WORKER_URL: &str = "http://127.0.0.1:9/never.img";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_output_is_exactly_the_apis_objects() {
-    let s = Server::start().await;
+    let s = start().await;
     let created = json(
-        s.images(&[
-            "create",
-            "first",
-            "--url",
-            NO_WORKER_URL,
-            "--region",
-            "nyc3",
-            "--distribution",
-            "debian",
-            "--description",
-            "for tests",
-            "--tag",
-            "a",
-            "--tag",
-            "b",
-            "-o",
-            "json",
-        ])
+        images(
+            &s,
+            &[
+                "create",
+                "first",
+                "--url",
+                NO_WORKER_URL,
+                "--region",
+                "nyc3",
+                "--distribution",
+                "debian",
+                "--description",
+                "for tests",
+                "--tag",
+                "a",
+                "--tag",
+                "b",
+                "-o",
+                "json",
+            ],
+        )
         .await,
     );
     let id = created["id"].as_u64().unwrap();
@@ -132,36 +106,33 @@ async fn json_output_is_exactly_the_apis_objects() {
     assert_eq!(created["distribution"], "Debian");
     assert_eq!(created["tags"], serde_json::json!(["a", "b"]));
 
-    let got = json(
-        s.images(&["get", &id.to_string(), "--output", "json"])
-            .await,
-    );
-    assert_eq!(got, s.api(&format!("/v2/images/{id}")).await["image"]);
-    let public = json(s.images(&["get", "debian-12-x64", "-o", "json"]).await);
-    assert_eq!(public, s.api("/v2/images/debian-12-x64").await["image"]);
+    let got = json(images(&s, &["get", &id.to_string(), "--output", "json"]).await);
+    assert_eq!(got, api(&s, &format!("/v2/images/{id}")).await["image"]);
+    let public = json(images(&s, &["get", "debian-12-x64", "-o", "json"]).await);
+    assert_eq!(public, api(&s, "/v2/images/debian-12-x64").await["image"]);
 
     // A list prints the array of images, as doctl does.
-    let listed = json(
-        s.images(&["list", "--type", "distribution", "-o", "json"])
-            .await,
-    );
+    let listed = json(images(&s, &["list", "--type", "distribution", "-o", "json"]).await);
     assert_eq!(
         listed,
-        s.api("/v2/images?type=distribution").await["images"]
+        api(&s, "/v2/images?type=distribution").await["images"]
     );
 
     let updated = json(
-        s.images(&["update", &id.to_string(), "--name", "renamed", "-o", "json"])
-            .await,
+        images(
+            &s,
+            &["update", &id.to_string(), "--name", "renamed", "-o", "json"],
+        )
+        .await,
     );
     assert_eq!(updated["name"], "renamed");
-    assert_eq!(updated, s.api(&format!("/v2/images/{id}")).await["image"]);
+    assert_eq!(updated, api(&s, &format!("/v2/images/{id}")).await["image"]);
     s.server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_have_the_chosen_columns_aligned() {
-    let s = Server::start().await;
+    let s = start().await;
     for name in ["a", "a-much-longer-name"] {
         let args = [
             "create",
@@ -173,11 +144,13 @@ async fn tables_have_the_chosen_columns_aligned() {
             "--tag",
             "t",
         ];
-        ok(s.images(&args).await);
+        ok(images(&s, &args).await);
     }
-    let text = ok(s
-        .images(&["list", "--private", "--format", "ID,Name,Tags,Regions"])
-        .await);
+    let text = ok(images(
+        &s,
+        &["list", "--private", "--format", "ID,Name,Tags,Regions"],
+    )
+    .await);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -188,14 +161,16 @@ async fn tables_have_the_chosen_columns_aligned() {
         assert_eq!(&row[tags_at..tags_at + 1], "t", "{text}");
     }
 
-    let bare = ok(s
-        .images(&["list", "--private", "--format", "name", "--no-header"])
-        .await);
+    let bare = ok(images(
+        &s,
+        &["list", "--private", "--format", "name", "--no-header"],
+    )
+    .await);
     let mut names: Vec<&str> = bare.lines().map(str::trim_end).collect();
     names.sort();
     assert_eq!(names, ["a", "a-much-longer-name"]);
 
-    let default = ok(s.images(&["get", "ubuntu-24-04-x64"]).await);
+    let default = ok(images(&s, &["get", "ubuntu-24-04-x64"]).await);
     let header: Vec<&str> = default.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
@@ -216,38 +191,45 @@ async fn tables_have_the_chosen_columns_aligned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_and_all() {
-    let s = Server::start().await;
+    let s = start().await;
     for i in 0..5 {
         let name = format!("img-{i}");
-        ok(
-            s.images(&["create", &name, "--url", NO_WORKER_URL, "--region", "nyc3"])
-                .await,
-        );
+        ok(images(
+            &s,
+            &["create", &name, "--url", NO_WORKER_URL, "--region", "nyc3"],
+        )
+        .await);
     }
     let page = json(
-        s.images(&[
-            "list",
-            "--private",
-            "--per-page",
-            "2",
-            "--page",
-            "3",
-            "-o",
-            "json",
-        ])
+        images(
+            &s,
+            &[
+                "list",
+                "--private",
+                "--per-page",
+                "2",
+                "--page",
+                "3",
+                "-o",
+                "json",
+            ],
+        )
         .await,
     );
     assert_eq!(page.as_array().unwrap().len(), 1);
     let all = json(
-        s.images(&[
-            "list",
-            "--private",
-            "--per-page",
-            "2",
-            "--all",
-            "-o",
-            "json",
-        ])
+        images(
+            &s,
+            &[
+                "list",
+                "--private",
+                "--per-page",
+                "2",
+                "--all",
+                "-o",
+                "json",
+            ],
+        )
         .await,
     );
     let mut ids: Vec<u64> = all
@@ -263,7 +245,7 @@ async fn pages_and_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_wait_succeeds_or_fails_with_the_error_message() {
-    let s = Server::start().await;
+    let s = start().await;
     let files = file_server().await;
     let url = format!("{files}/disk.raw");
     let args = [
@@ -279,14 +261,14 @@ async fn create_wait_succeeds_or_fails_with_the_error_message() {
         "-o",
         "json",
     ];
-    let o = s.images(&args).await;
+    let o = images(&s, &args).await;
     let progress = stderr(&o);
     let image = json(o);
     assert_eq!(image["status"], "available");
     assert_eq!(image["regions"], serde_json::json!(["sfo3"]));
     assert_eq!(
         image,
-        s.api(&format!("/v2/images/{}", image["id"])).await["image"]
+        api(&s, &format!("/v2/images/{}", image["id"])).await["image"]
     );
     assert!(
         progress.contains(&format!("image {}: available", image["id"])),
@@ -305,7 +287,7 @@ async fn create_wait_succeeds_or_fails_with_the_error_message() {
         "--poll-interval",
         "0.1",
     ];
-    let o = s.images(&args).await;
+    let o = images(&s, &args).await;
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stdout(&o).is_empty());
     assert!(
@@ -316,14 +298,14 @@ async fn create_wait_succeeds_or_fails_with_the_error_message() {
 
     // `wait` on an image that is already available prints it at once.
     let id = image["id"].to_string();
-    let again = json(s.images(&["wait", &id, "-o", "json"]).await);
+    let again = json(images(&s, &["wait", &id, "-o", "json"]).await);
     assert_eq!(again, image);
     s.server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_have_their_exit_codes_and_messages() {
-    let s = Server::start().await;
+    let s = start().await;
 
     let o = tidepool(
         &[
@@ -346,11 +328,11 @@ async fn failures_have_their_exit_codes_and_messages() {
     let o = tidepool(&["images", "list", "--api-url", &s.base], &[]).await;
     assert_eq!(o.status.code(), Some(3), "no token: {}", stderr(&o));
 
-    let o = s.images(&["get", "42"]).await;
+    let o = images(&s, &["get", "42"]).await;
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(stderr(&o).trim(), "tidepool: image 42 not found");
 
-    let o = s.images(&["delete", "--force", "4242"]).await;
+    let o = images(&s, &["delete", "--force", "4242"]).await;
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("image 4242 not found"));
 
@@ -361,14 +343,16 @@ async fn failures_have_their_exit_codes_and_messages() {
         &["update", "7"],
         &["get"],
     ] {
-        let o = s.images(bad).await;
+        let o = images(&s, bad).await;
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
     }
 
     // The server's refusal, in its words.
-    let o = s
-        .images(&["create", "x", "--url", "not a url", "--region", "nyc3"])
-        .await;
+    let o = images(
+        &s,
+        &["create", "x", "--url", "not a url", "--region", "nyc3"],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("422 unprocessable_entity"),
@@ -377,7 +361,7 @@ async fn failures_have_their_exit_codes_and_messages() {
     );
 
     // Without --force and without a terminal nothing is deleted.
-    let o = s.images(&["delete", "1"]).await;
+    let o = images(&s, &["delete", "1"]).await;
     assert_eq!(o.status.code(), Some(2));
 
     let help = ok(tidepool(&["images", "--help"], &[]).await);
@@ -387,7 +371,7 @@ async fn failures_have_their_exit_codes_and_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_names_the_server_and_token() {
-    let s = Server::start().await;
+    let s = start().await;
     let o = tidepool(
         &[
             "images",
