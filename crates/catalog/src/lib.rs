@@ -19,7 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tidepool_api::Scopes;
 
-/// A failure of the catalog itself (the database), never of the caller's input.
+/// A failure of the catalog itself (the database), or a write that the stored images refuse
+/// (`SlugTaken`), which callers answer as the caller's mistake.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog database error: {0}")]
@@ -56,6 +57,7 @@ pub trait Catalog: Send + Sync + 'static {
     async fn token_count(&self) -> CatalogResult<u64>;
 
     /// Inserts an image (with its tags, and its import job when `job` is set) atomically.
+    /// `SlugTaken`, with nothing stored, when another image has its slug.
     async fn image_insert(&self, image: NewImage) -> CatalogResult<ImageRecord>;
     async fn image_get(&self, id: i64) -> CatalogResult<Option<ImageRecord>>;
     async fn image_get_by_slug(&self, slug: &str) -> CatalogResult<Option<ImageRecord>>;
@@ -63,6 +65,7 @@ pub trait Catalog: Send + Sync + 'static {
     async fn image_list_public(&self) -> CatalogResult<Vec<ImageRecord>>;
     /// One page of the images `filter` selects, in id order, and the number of all of them.
     async fn image_list(&self, filter: &ImageFilter) -> CatalogResult<(Vec<ImageRecord>, u64)>;
+    /// Applies `changes` at once, or (`SlugTaken`: another image has the new slug) none of them.
     async fn image_update(
         &self,
         id: i64,

@@ -16,6 +16,7 @@
 
 use super::row::{join_regions, push_changes, record, records, ImageRow, IMAGE_COLUMNS};
 use super::*;
+use sqlx::error::DatabaseError;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder, Type};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -23,6 +24,8 @@ use std::marker::PhantomData;
 /// What the two dialects do differently within the statements they share.
 pub(crate) trait Dialect: Database {
     fn rows_affected(done: &Self::QueryResult) -> u64;
+    /// Whether a statement failed on the unique index of image slugs, not another constraint.
+    fn is_slug_taken(err: &dyn DatabaseError) -> bool;
     /// Runs what a `QueryBuilder` built. Generic code cannot: behind `Database::Arguments<'a>`
     /// the arguments' lifetime cannot shorten to the borrow of the builder, which would then
     /// have to outlive the builder itself. A backend's own argument type can.
@@ -39,6 +42,17 @@ pub(crate) struct Shared<DB>(PhantomData<DB>);
 /// The record an insert just made, read back: missing only if the catalog is broken.
 pub(crate) fn inserted(id: i64, found: Option<ImageRecord>) -> CatalogResult<ImageRecord> {
     found.ok_or_else(|| CatalogError::Corrupt(format!("image {id} vanished after insert")))
+}
+
+/// A unique-slug violation as an error of its own: callers insert and handle the conflict
+/// instead of looking first, which two writers at once would both pass.
+fn slug_error<DB: Dialect>(err: sqlx::Error, slug: Option<&str>) -> CatalogError {
+    match (&err, slug) {
+        (sqlx::Error::Database(e), Some(slug)) if DB::is_slug_taken(&**e) => {
+            CatalogError::SlugTaken(slug.to_owned())
+        }
+        _ => err.into(),
+    }
 }
 
 impl<DB> Shared<DB>
@@ -89,12 +103,12 @@ where
         Ok(n as u64)
     }
 
-    /// The image's own row, without its tags or job. Returns its id.
+    /// The image's own row, without its tags or job. Returns its id, or `SlugTaken`.
     pub(crate) async fn image_row_insert<'e>(
         db: impl Executor<'e, Database = DB>,
         image: &NewImage,
     ) -> CatalogResult<i64> {
-        let inserted: (i64,) = sqlx::query_as(
+        let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO images (owner_id, name, distribution, slug, public, listing, regions, \
              created_at, kind, min_disk_size, size_gigabytes, description, tags, status, \
              error_message, source_url) \
@@ -116,8 +130,9 @@ where
         .bind(image.status.as_str())
         .bind(image.job.as_ref().map(|j| j.url.as_str()))
         .fetch_one(db)
-        .await?;
-        Ok(inserted.0)
+        .await
+        .map_err(|err| slug_error::<DB>(err, image.slug.as_deref()))?;
+        Ok(id)
     }
 
     pub(crate) async fn job_insert<'e>(
@@ -146,7 +161,7 @@ where
         records(sqlx::query_as(&sql).fetch_all(db).await?)
     }
 
-    /// False when there is no such image.
+    /// False when there is no such image; `SlugTaken` when another image has the new slug.
     pub(crate) async fn image_update(
         pool: &Pool<DB>,
         id: i64,
@@ -155,7 +170,10 @@ where
         let mut q = QueryBuilder::<DB>::new("UPDATE images SET id = id");
         push_changes(&mut q, changes);
         q.push(" WHERE id = ").push_bind(id);
-        let done = DB::execute_built(pool, q).await?;
+        let slug = changes.slug.as_ref().and_then(Option::as_deref);
+        let done = DB::execute_built(pool, q)
+            .await
+            .map_err(|err| slug_error::<DB>(err, slug))?;
         Ok(DB::rows_affected(&done) > 0)
     }
 

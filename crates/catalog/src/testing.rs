@@ -66,6 +66,7 @@ pub async fn test_suite(catalog: Arc<dyn Catalog>) {
     accounts_and_tokens(&*catalog).await;
     images_and_lists(&*catalog).await;
     meta_values(&*catalog).await;
+    slugs_are_unique(&*catalog).await;
 }
 
 async fn accounts_and_tokens(c: &dyn Catalog) {
@@ -259,6 +260,67 @@ async fn meta_values(c: &dyn Catalog) {
     c.meta_set("k", "1").await.unwrap();
     c.meta_set("k", "2").await.unwrap();
     assert_eq!(c.meta_get("k").await.unwrap().as_deref(), Some("2"));
+}
+
+async fn slugs_are_unique(c: &dyn Catalog) {
+    let taken = "ubuntu-24-04-x64";
+    let first = c
+        .image_insert(new_public(taken, ListType::Distribution))
+        .await
+        .unwrap();
+    let public = c.image_list_public().await.unwrap();
+    let clash = NewImage {
+        name: "another".into(),
+        tags: vec!["clash".into()],
+        ..new_public(taken, ListType::Application)
+    };
+    let err = c.image_insert(clash).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::SlugTaken(s) if s == taken),
+        "a second image of a slug is refused as SlugTaken: {err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("the slug {taken:?} is already taken")
+    );
+    assert_eq!(
+        c.image_list_public().await.unwrap(),
+        public,
+        "a refused insert stores nothing"
+    );
+    let (tagged, _) = c
+        .image_list(&ImageFilter {
+            tag: Some("clash".into()),
+            ..filter(AccountId(0))
+        })
+        .await
+        .unwrap();
+    assert!(tagged.is_empty(), "nor the refused image's tags");
+
+    let other = c
+        .image_insert(new_public("fedora-40-x64", ListType::Distribution))
+        .await
+        .unwrap();
+    let onto_taken = ImageChanges {
+        name: Some("renamed".into()),
+        slug: Some(Some(taken.into())),
+        ..Default::default()
+    };
+    let err = c.image_update(other.id, &onto_taken).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::SlugTaken(s) if s == taken),
+        "an update to a taken slug is refused as SlugTaken: {err:?}"
+    );
+    assert_eq!(
+        c.image_get(other.id).await.unwrap().unwrap(),
+        other,
+        "a refused update changes nothing, not even its other fields"
+    );
+    assert_eq!(
+        c.image_get_by_slug(taken).await.unwrap().unwrap(),
+        first,
+        "the slug stays with the image that had it"
+    );
 }
 
 pub async fn job_suite(c: Arc<dyn Catalog>) {

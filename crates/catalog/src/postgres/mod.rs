@@ -9,6 +9,7 @@ use super::count_cache::CountCache;
 use super::row::{parse, record, IMAGE_COLUMNS};
 use super::shared::{inserted, Dialect, Shared};
 use super::*;
+use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, Pool, Postgres, QueryBuilder, Row};
 use std::time::Duration;
@@ -16,6 +17,12 @@ use std::time::Duration;
 impl Dialect for Postgres {
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    // By name, `UNIQUE` on `images.slug` in migration 0001, so that a unique index added
+    // later is not mistaken for it.
+    fn is_slug_taken(err: &dyn DatabaseError) -> bool {
+        err.is_unique_violation() && err.constraint() == Some("images_slug_key")
     }
 
     async fn execute_built(

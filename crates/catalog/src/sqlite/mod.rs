@@ -9,6 +9,7 @@ use super::shared::{inserted, Dialect, Shared};
 use super::*;
 use reads::{image_where, list_count, list_generation, list_page, Readers, INLINE_MAX_OFFSET};
 use rusqlite::OptionalExtension;
+use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
@@ -20,6 +21,11 @@ use tidepool_api::Region;
 impl Dialect for Sqlite {
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    // sqlx has no constraint names from SQLite; the message names the column instead.
+    fn is_slug_taken(err: &dyn DatabaseError) -> bool {
+        err.is_unique_violation() && err.message().ends_with(": images.slug")
     }
 
     async fn execute_built(
