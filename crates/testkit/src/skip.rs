@@ -21,7 +21,7 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// The S3 bucket tests may use (`TIDEPOOL_TEST_S3_BUCKET`, with the `AWS_*` variables
-/// `shared/tools/garage-dev` prints), or `None` after a [`skip`] for `test`.
+/// `scripts/garage start` prints), or `None` after a [`skip`] for `test`.
 #[track_caller]
 pub fn s3_bucket(test: &str) -> Option<String> {
     match std::env::var("TIDEPOOL_TEST_S3_BUCKET") {
@@ -29,7 +29,7 @@ pub fn s3_bucket(test: &str) -> Option<String> {
         _ => {
             skip(
                 test,
-                "set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev) to run it against S3",
+                "set TIDEPOOL_TEST_S3_BUCKET and AWS_* (`scripts/test` starts a Garage and sets them) to run it against S3",
             );
             None
         }
