@@ -1,5 +1,7 @@
 //! The catalog: accounts, tokens, images and import jobs. One trait, chosen once at start-up
 //! from the database URL, and one contract suite (`testing::test_suite`) that every backend runs.
+//! The SQL the two backends write alike is in `shared`; each backend keeps what its dialect does
+//! its own way, and the schema is in the migrations (`migrations/{sqlite,postgres}`).
 
 mod count_cache;
 mod postgres;

@@ -1,5 +1,7 @@
 //! PostgreSQL's lists: the plans that keep a page over millions of images an index walk
-//! (migration 0003), and their totals, counted once per list generation.
+//! (migration 0003, which calls this file catalog/postgres.rs: applied migrations are
+//! checksummed, so their comments stay as written), and their totals, counted once per list
+//! generation.
 
 use super::super::count_cache::{CountCache, CountKey};
 use super::super::row::{push_filter, RowView, IMAGE_COLUMNS};

@@ -1,5 +1,7 @@
-//! The scale-out catalog: PostgreSQL, shared by any number of `tidepool serve` replicas. Jobs
-//! are claimed with `FOR UPDATE SKIP LOCKED`; idle workers wake on `LISTEN/NOTIFY`.
+//! The scale-out catalog: PostgreSQL, shared by any number of `tidepool serve` replicas. What
+//! only PostgreSQL does is in the modules below: `jobs` (claims with `FOR UPDATE SKIP LOCKED`,
+//! `LISTEN/NOTIFY`), `lists` (pages and totals at scale) and `rate_counts`; the statements it
+//! writes as SQLite does come from `shared`.
 
 mod jobs;
 mod lists;
@@ -19,8 +21,8 @@ impl Dialect for Postgres {
         done.rows_affected()
     }
 
-    // By name, `UNIQUE` on `images.slug` in migration 0001, so that a unique index added
-    // later is not mistaken for it.
+    // By name (migration 0001's `slug TEXT UNIQUE`), so that a unique index added later is
+    // not taken for the slug's.
     fn is_slug_taken(err: &dyn DatabaseError) -> bool {
         err.is_unique_violation() && err.constraint() == Some("images_slug_key")
     }
