@@ -433,7 +433,10 @@ pub fn postgres_admin_url(test: &str) -> Option<String> {
     match std::env::var("TIDEPOOL_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("SKIPPED {test}: set TIDEPOOL_TEST_DATABASE_URL=postgres://… to run it against PostgreSQL");
+            tidepool_testkit::skip(
+                test,
+                "set TIDEPOOL_TEST_DATABASE_URL=postgres://… (scripts/test does) to run it against PostgreSQL",
+            );
             None
         }
     }

@@ -86,7 +86,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let stop = CancellationToken::new();
     let background = BackgroundTasks::start(app.job_storage(), limiter, &args.import, stop.clone());
     let background_tasks = background.names().to_vec();
-    tracing::info!(tasks = background_tasks.len(), "background tasks started");
+    tracing::info!(tasks = %background_tasks.join(", "), "background tasks started");
     tracing::info!(%addr, "listening");
 
     let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

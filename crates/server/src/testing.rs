@@ -28,7 +28,7 @@ macro_rules! on_every_backend {
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                if tidepool_catalog::testing::postgres_admin_url(stringify!($name)).is_some() {
+                if tidepool_catalog::testing::postgres_admin_url(concat!(module_path!(), "::", stringify!($name))).is_some() {
                     super::$name($crate::testing::Backend::Postgres).await
                 }
             })*
