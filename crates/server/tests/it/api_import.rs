@@ -1,12 +1,12 @@
 //! Imports through the API: POST an URL, watch the image become available (or fail), as a
 //! client would.
 
-use crate::images::{qemu_info, samples, serve};
+use crate::images::{samples, serve, RAW_LEN};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 use tidepool_server::testing::{Backend, TestServer};
+use tidepool_testkit::{files_under, qemu_info, sha256_hex};
 
 async fn importing_server(
     backend: Backend,
@@ -50,30 +50,21 @@ async fn settle(s: &TestServer, id: u64) -> Value {
     }
 }
 
+/// Every file of the server's local blob store, staging included.
 fn stored_blobs(s: &TestServer) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    let mut dirs = vec![s.dir.path().join("blobs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
+    files_under(&s.dir.path().join("blobs"))
 }
 
 async fn every_format_imports_plain_gzip_and_bzip2(backend: Backend) {
     let s = importing_server(backend, |_| {}).await;
     let dir = samples();
-    let base = serve(dir.clone()).await;
+    let base = serve().await;
     for fmt in ["raw", "qcow2", "vhdx", "vdi", "vmdk"] {
         let plain = dir.join(format!("disk.{fmt}"));
-        let (qemu_format, virtual_size) = qemu_info(&plain);
+        let info = qemu_info(&plain);
+        let (qemu_format, virtual_size) = (info.format, info.virtual_size);
         let plain_bytes = std::fs::read(&plain).unwrap();
-        let sha = format!("{:x}", Sha256::digest(&plain_bytes));
+        let sha = sha256_hex(&plain_bytes);
         for suffix in ["", ".gz", ".bz2"] {
             let id = create(&s, &format!("{base}/files/disk.{fmt}{suffix}")).await;
             let image = settle(&s, id).await;
@@ -117,7 +108,7 @@ async fn every_format_imports_plain_gzip_and_bzip2(backend: Backend) {
 }
 
 async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes(backend: Backend) {
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let cases = [
         (
             None,
@@ -167,7 +158,7 @@ async fn refused_images_end_deleted_with_a_message_and_leave_no_bytes(backend: B
 
 async fn private_addresses_are_refused_unless_the_operator_allows_them(backend: Backend) {
     let s = TestServer::start_on(backend, |a| a.import.import_workers = Some(1)).await;
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let id = create(&s, &format!("{base}/files/disk.raw")).await;
     let image = settle(&s, id).await;
     assert_eq!(image["status"], "deleted");
@@ -184,7 +175,7 @@ async fn private_addresses_are_refused_unless_the_operator_allows_them(backend: 
 
 async fn progress_is_visible_while_pending_and_delete_cancels_the_import(backend: Backend) {
     let s = importing_server(backend, |_| {}).await;
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let id = create(&s, &format!("{base}/slow/disk.raw")).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let progress = loop {
@@ -224,7 +215,7 @@ async fn progress_is_visible_while_pending_and_delete_cancels_the_import(backend
 
 async fn deleting_an_available_image_removes_its_bytes(backend: Backend) {
     let s = importing_server(backend, |_| {}).await;
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let id = create(&s, &format!("{base}/files/disk.qcow2")).await;
     assert_eq!(settle(&s, id).await["status"], "available");
     assert_eq!(stored_blobs(&s).len(), 1);
@@ -241,7 +232,7 @@ async fn deleting_an_available_image_removes_its_bytes(backend: Backend) {
 #[tokio::test]
 async fn shutdown_returns_running_imports_to_the_queue_and_a_restart_finishes_them() {
     let dir = tempfile::tempdir().unwrap();
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let mut args = tidepool_server::config::ServeArgs::with_data_dir(dir.path().to_path_buf());
     args.import.import_allow_private_networks = true;
     args.import.import_workers = Some(1);
@@ -294,7 +285,7 @@ async fn shutdown_returns_running_imports_to_the_queue_and_a_restart_finishes_th
 
 async fn the_sweep_removes_blobs_no_image_points_at(backend: Backend) {
     let s = importing_server(backend, |_| {}).await;
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let id = create(&s, &format!("{base}/files/disk.raw")).await;
     assert_eq!(settle(&s, id).await["status"], "available");
     let orphan_dir = s.dir.path().join("blobs/images/424242");
@@ -309,9 +300,13 @@ async fn the_sweep_removes_blobs_no_image_points_at(backend: Backend) {
 }
 
 async fn stalled_truncated_and_overlong_downloads_fail_with_a_message(backend: Backend) {
-    let base = serve(samples().clone()).await;
+    let base = serve().await;
     let cases = [
-        (format!("{base}/stall/disk.raw"), "stopped sending data"),
+        // Half the file, then nothing.
+        (
+            format!("{base}/stall/disk.raw?bytes={}", RAW_LEN / 2),
+            "stopped sending data",
+        ),
         (
             format!("{base}/truncated/disk.raw"),
             "the download from the image URL failed",

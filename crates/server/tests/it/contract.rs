@@ -1,8 +1,10 @@
 //! Contract tests: the server against DigitalOcean's own description of the Images API
 //! (schemathesis on the published OpenAPI document) and DigitalOcean's own Python client (pydo).
 //!
-//! The tools are Python packages (`pip install schemathesis pydo`). When one is missing the test
-//! says `SKIPPED` and passes, unless `TIDEPOOL_REQUIRE_CONTRACT_TOOLS=1` (CI) makes that a failure.
+//! The tools are Python packages: `scripts/test` makes a venv with them, or `pip install
+//! schemathesis pydo`. When one is missing the test skips (testkit's skip protocol: `SKIPPED` on
+//! stderr, a line in `TIDEPOOL_TEST_SKIP_LOG`), or fails under `TIDEPOOL_TEST_NO_SKIP=1` or
+//! `TIDEPOOL_REQUIRE_CONTRACT_TOOLS=1` (which `scripts/test` still sets in CI).
 //! `TIDEPOOL_PYTHON` picks the interpreter (default `python3`).
 
 use std::path::{Path, PathBuf};
@@ -37,20 +39,17 @@ fn tools_required() -> bool {
     std::env::var("TIDEPOOL_REQUIRE_CONTRACT_TOOLS").is_ok_and(|v| v == "1")
 }
 
-/// Missing tools or files: a visible notice and `false`, or a failure when CI requires them.
-fn unavailable(test: &str, what: &str) -> bool {
+/// How to get the Python tools, for the messages of a missing one.
+const GET_TOOLS: &str = "scripts/test makes a venv with them, or pip install schemathesis pydo";
+
+/// Missing tools or files: a skip (testkit's protocol) and `false`, or a failure when CI
+/// requires them.
+fn unavailable(test: &str, why: &str) -> bool {
     assert!(
         !tools_required(),
-        "{test}: {what}, and TIDEPOOL_REQUIRE_CONTRACT_TOOLS=1 requires it \
-         (install with pip install schemathesis pydo)"
+        "{test} cannot run: {why} (and TIDEPOOL_REQUIRE_CONTRACT_TOOLS=1 requires it)"
     );
-    // Straight to the process's stderr: `eprintln!` is captured by the test harness and would
-    // only show with --nocapture, and a skip nobody sees is the wrong kind of quiet.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {test}: {what}; install with pip install schemathesis pydo"
-    );
+    tidepool_testkit::skip(test, why);
     false
 }
 
@@ -67,9 +66,12 @@ async fn importable(test: &str, module: &str) -> bool {
         Ok(s) if s.success() => true,
         Ok(_) => unavailable(
             test,
-            &format!("the Python module `{module}` is not installed"),
+            &format!("the Python module `{module}` is not installed ({GET_TOOLS})"),
         ),
-        Err(e) => unavailable(test, &format!("cannot run `{}` ({e})", python())),
+        Err(e) => unavailable(
+            test,
+            &format!("cannot run `{}` ({e}; {GET_TOOLS})", python()),
+        ),
     }
 }
 
@@ -83,7 +85,8 @@ fn spec_path(test: &str) -> Option<PathBuf> {
             unavailable(
                 test,
                 &format!(
-                    "the OpenAPI document {} is missing ({e})",
+                    "the OpenAPI document {} is missing ({e}); it comes with the shared/ \
+                     directory beside the checkout",
                     relative.display()
                 ),
             );
@@ -211,7 +214,7 @@ fn check_report(report: &Path, output: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
-    const TEST: &str = "schemathesis contract";
+    const TEST: &str = "contract::schemathesis_finds_no_server_errors_or_schema_violations";
     if !importable(TEST, "schemathesis").await {
         return;
     }
@@ -246,7 +249,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pydo_session_works_unchanged() {
-    const TEST: &str = "pydo contract";
+    const TEST: &str = "contract::pydo_session_works_unchanged";
     if !importable(TEST, "pydo").await {
         return;
     }

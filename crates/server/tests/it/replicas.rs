@@ -77,7 +77,7 @@ async fn both_replicas_answer_the_same_lists_and_share_the_queue() {
     else {
         return;
     };
-    let base = crate::images::serve(crate::images::samples().clone()).await;
+    let base = crate::images::serve().await;
     let b_base = format!("http://{}", b.addr);
     let mut ids = vec![];
     for n in 0..6 {

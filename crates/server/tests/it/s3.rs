@@ -1,21 +1,13 @@
 //! Imports into an S3 bucket: the same code path as the local directory, against a real
-//! S3-protocol server (`shared/tools/garage-dev` starts one and prints the environment).
+//! S3-protocol server (`scripts/test` brings one up; `scripts/garage start` starts one and prints
+//! the environment).
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tidepool_import::Blobs;
 use tidepool_server::testing::{Backend, TestServer};
-
-fn bucket() -> Option<String> {
-    match std::env::var("TIDEPOOL_TEST_S3_BUCKET") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            eprintln!("SKIPPED s3 tests: set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev)");
-            None
-        }
-    }
-}
+use tidepool_testkit::s3_bucket;
 
 async fn settle(s: &TestServer, id: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -31,7 +23,11 @@ async fn settle(s: &TestServer, id: u64) -> Value {
 
 #[tokio::test]
 async fn imports_stream_into_the_bucket_and_deletes_and_sweeps_clean_it() {
-    let Some(bucket) = bucket() else { return };
+    let Some(bucket) =
+        s3_bucket("s3::imports_stream_into_the_bucket_and_deletes_and_sweeps_clean_it")
+    else {
+        return;
+    };
     let location = format!("s3://{bucket}/api-{}", uuid_like());
     let s = TestServer::start_on(Backend::Sqlite, |a| {
         a.storage.blob_store = Some(location.clone());
@@ -40,7 +36,7 @@ async fn imports_stream_into_the_bucket_and_deletes_and_sweeps_clean_it() {
     })
     .await;
     let blobs = Blobs::from_url(&location).unwrap();
-    let base = crate::images::serve(crate::images::samples().clone()).await;
+    let base = crate::images::serve().await;
     let mut ids = vec![];
     for file in ["disk.qcow2.gz", "disk.vmdk.bz2", "disk.raw"] {
         let body = json!({"name": file, "url": format!("{base}/files/{file}"), "region": "ams3"});
