@@ -190,11 +190,7 @@ async fn errors_carry_status_id_message_and_request_id() {
 #[tokio::test]
 async fn a_dead_server_is_a_transport_error() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tidepool_testkit::free_port();
     let c = support::client_for(&format!("http://127.0.0.1:{port}"), "t");
     let started = std::time::Instant::now();
     let err = c.image_get(1).await.unwrap_err();

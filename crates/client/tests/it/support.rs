@@ -2,16 +2,18 @@
 //! server for image URLs, and a proxy that answers some requests itself (429, 503, 404) and
 //! forwards the rest to the server.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tidepool_client::Client;
 use tidepool_server::testing::TestServer;
+use tidepool_testkit::{serve_images, Pattern, Samples};
 
 /// A client of the test server, with short backoffs.
 pub fn client(s: &TestServer) -> Client {
@@ -40,22 +42,12 @@ async fn listen(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// A raw disk image of 1 MiB, not all zeros.
-pub fn raw_image() -> Vec<u8> {
-    (0..1u32 << 20).map(|i| (i % 251 + 1) as u8).collect()
-}
-
-/// Serves `GET /disk.raw` (a 1 MiB raw image); every other path is a 404. Returns the base.
+/// Serves a 1 MiB raw image as `{base}/disk.raw`; every other name is a 404. Returns the base
+/// (testkit's image server, over a directory made once per test binary).
 pub async fn file_server() -> String {
-    let image = Bytes::from(raw_image());
-    let router = axum::Router::new().route(
-        "/disk.raw",
-        axum::routing::get(move || {
-            let image = image.clone();
-            async move { image }
-        }),
-    );
-    format!("http://{}", listen(router).await)
+    static IMAGES: OnceLock<PathBuf> = OnceLock::new();
+    let dir = IMAGES.get_or_init(|| Samples::new(1 << 20, Pattern::EveryThirdMib).build());
+    format!("http://{}/files", serve_images(dir).await)
 }
 
 /// A canned answer of the proxy.
