@@ -1,13 +1,13 @@
 //! A server killed in the middle of an import (SIGKILL: no chance to clean up) is restarted;
 //! the import is taken over once the dead worker's lease runs out and finishes cleanly.
 
-use crate::support::{free_port, slow_image_server, wait_ready, ServerProcess};
+use crate::support::{slow_image_server, wait_ready};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tidepool_testkit::{free_port, sha256_hex, KillOnDrop};
 
 const IMAGE_LEN: usize = 4 << 20;
 
@@ -17,12 +17,13 @@ fn image_bytes() -> Vec<u8> {
         .collect()
 }
 
-/// Serves the image slowly (64 KiB every 40 ms, about 2.5 s in all) on 127.0.0.1.
-async fn slow_server() -> String {
-    slow_image_server(image_bytes(), Duration::from_millis(40)).await
+/// Serves the image slowly (64 KiB every 40 ms, about 2.5 s in all) on 127.0.0.1; the
+/// directory is to be kept while the URL is used.
+async fn slow_server() -> (tempfile::TempDir, String) {
+    slow_image_server(&image_bytes(), Duration::from_millis(40)).await
 }
 
-fn serve(dir: &Path, port: u16) -> ServerProcess {
+fn serve(dir: &Path, port: u16) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
@@ -37,11 +38,11 @@ fn serve(dir: &Path, port: u16) -> ServerProcess {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    ServerProcess(child)
+    KillOnDrop(child)
 }
 
 /// The token the very first start prints.
-fn bootstrap_token(server: &mut ServerProcess) -> String {
+fn bootstrap_token(server: &mut KillOnDrop) -> String {
     let lines = BufReader::new(server.0.stdout.as_mut().unwrap()).lines();
     for line in lines {
         if let Some(t) = line
@@ -58,7 +59,7 @@ fn bootstrap_token(server: &mut ServerProcess) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let url = slow_server().await;
+    let (_image_dir, url) = slow_server().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
@@ -132,5 +133,5 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
         .collect();
     assert_eq!(blobs.len(), 1, "{blobs:?}");
     let stored = std::fs::read(blobs[0].path()).unwrap();
-    assert_eq!(Sha256::digest(&stored), Sha256::digest(image_bytes()));
+    assert_eq!(sha256_hex(&stored), sha256_hex(&image_bytes()));
 }

@@ -1,6 +1,7 @@
 //! `tidepool images …` and `tidepool completions …` as a person runs them: the built binary
 //! against a real server started in the test, over HTTP.
 
+use crate::support::file_server;
 use serde_json::Value;
 use std::process::Output;
 use tidepool_server::testing::TestServer;
@@ -54,22 +55,6 @@ fn ok(o: Output) -> String {
 
 fn json(o: Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap()
-}
-
-/// Serves a 1 MiB raw image at `/disk.raw`; other paths are 404.
-async fn file_server() -> String {
-    let image: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251 + 1) as u8).collect();
-    let router = axum::Router::new().route(
-        "/disk.raw",
-        axum::routing::get(move || {
-            let image = image.clone();
-            async move { image }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
 }
 
 const NO_WORKER_URL: &str = "http://127.0.0.1:9/never.img";

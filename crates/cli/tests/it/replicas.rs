@@ -1,14 +1,15 @@
 //! The scale-out shape as operators run it: `tidepool serve` processes sharing one PostgreSQL
 //! catalog and one S3 bucket. Needs TIDEPOOL_TEST_DATABASE_URL and TIDEPOOL_TEST_S3_BUCKET
-//! (with the AWS_* variables `shared/tools/garage-dev` prints); skips with a notice otherwise.
+//! (with the AWS_* variables `scripts/garage start` prints; `scripts/test` provides both);
+//! skips otherwise (testkit's skip protocol).
 
-use crate::support::{free_port, slow_image_server, wait_ready, ServerProcess};
+use crate::support::{slow_image_server, wait_ready};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tidepool_catalog::{self as catalog, testing};
+use tidepool_testkit::{free_port, s3_bucket, sha256_hex, KillOnDrop};
 
 const IMAGE_LEN: usize = 1 << 20;
 
@@ -19,24 +20,17 @@ fn image_bytes() -> Vec<u8> {
 }
 
 fn environment(test: &str) -> Option<(String, String)> {
-    let bucket = std::env::var("TIDEPOOL_TEST_S3_BUCKET")
-        .ok()
-        .filter(|b| !b.is_empty());
-    let Some(bucket) = bucket else {
-        eprintln!(
-            "SKIPPED {test}: set TIDEPOOL_TEST_S3_BUCKET and AWS_* (see shared/tools/garage-dev)"
-        );
-        return None;
-    };
+    let bucket = s3_bucket(test)?;
     Some((testing::postgres_admin_url(test)?, bucket))
 }
 
-/// The image, 64 KiB every 30 ms: each import takes about half a second.
-async fn image_server() -> String {
-    slow_image_server(image_bytes(), Duration::from_millis(30)).await
+/// The image, 64 KiB every 30 ms: each import takes about half a second. The directory is to
+/// be kept while the URL is used.
+async fn image_server() -> (tempfile::TempDir, String) {
+    slow_image_server(&image_bytes(), Duration::from_millis(30)).await
 }
 
-fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> ServerProcess {
+fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .args([
             "serve",
@@ -61,13 +55,13 @@ fn replica(dir: &std::path::Path, port: u16, database: &str, blobs: &str) -> Ser
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    ServerProcess(child)
+    KillOnDrop(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     let Some((admin, bucket)) =
-        environment("twenty_imports_through_two_replicas_survive_a_sigkill")
+        environment("replicas::twenty_imports_through_two_replicas_survive_a_sigkill")
     else {
         return;
     };
@@ -93,7 +87,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
         .await
         .unwrap()
     };
-    let url = image_server().await;
+    let (_image_dir, url) = image_server().await;
     let http = reqwest::Client::new();
     let ports = [free_port(), free_port()];
     let bases: Vec<String> = ports
@@ -167,7 +161,7 @@ async fn twenty_imports_through_two_replicas_survive_a_sigkill() {
     let blobs = tidepool_import::Blobs::from_url(&blobs_url).unwrap();
     let listed: Vec<String> = blobs.list("images").map(|m| m.unwrap().key).collect().await;
     assert_eq!(listed.len(), 20, "{listed:?}");
-    let expected_sha = format!("{:x}", Sha256::digest(image_bytes()));
+    let expected_sha = sha256_hex(&image_bytes());
     for id in &ids {
         let record = catalog.image_get(*id as i64).await.unwrap().unwrap();
         assert!(
@@ -224,16 +218,16 @@ fn bad_configuration_stops_start_up_with_one_clear_line() {
         err.starts_with("tidepool: cannot connect to PostgreSQL") && !err.contains("secret"),
         "{err}"
     );
-    if std::env::var("TIDEPOOL_TEST_S3_BUCKET").is_err() {
-        eprintln!("SKIPPED the bucket checks: set TIDEPOOL_TEST_S3_BUCKET and AWS_*");
+    let Some(bucket) = s3_bucket(
+        "replicas::bad_configuration_stops_start_up_with_one_clear_line (its bucket checks)",
+    ) else {
         return;
-    }
+    };
     let err = start_error(&["--blob-store", "s3://no-such-bucket-tidepool/x"], &[]);
     assert!(
         err.contains("cannot use the blob store") && err.to_lowercase().contains("bucket"),
         "{err}"
     );
-    let bucket = std::env::var("TIDEPOOL_TEST_S3_BUCKET").unwrap();
     let err = start_error(
         &["--blob-store", &format!("s3://{bucket}/x")],
         &[("AWS_SECRET_ACCESS_KEY", "wrong")],

@@ -1,74 +1,50 @@
-//! What several of the command line's tests need: `tidepool serve` processes that die with the
-//! test, and an image server that sends its bytes slowly enough to interrupt an import.
+//! What several of the command line's tests need beyond testkit: waiting for a `tidepool serve`
+//! process to answer, and image servers (testkit's) for a 1 MiB image and for slow imports.
 
-use axum::body::Body;
-use axum::routing::get;
-use futures::StreamExt;
-use std::process::Child;
-use std::time::{Duration, Instant};
-
-/// A server process that is killed (SIGKILL) when dropped, however the test ends.
-pub struct ServerProcess(pub Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tidepool_testkit::{serve_images, temp_dir, wait_for, Pattern, Samples};
 
 /// Waits until the server at `base` answers `GET /v2/images`: any answer without a token, a
 /// 200 with one.
 pub async fn wait_ready(http: &reqwest::Client, base: &str, token: Option<&str>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut request = http.get(format!("{base}/v2/images"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Ok(r) = request.send().await {
-            if token.is_none() || r.status() == 200 {
-                return;
+    let what = format!("server at {base} did not come up");
+    wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        &what,
+        || {
+            let mut request = http.get(format!("{base}/v2/images"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server at {base} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            async move {
+                let r = request.send().await.ok()?;
+                (token.is_none() || r.status() == 200).then_some(())
+            }
+        },
+    )
+    .await
 }
 
-/// Serves `image` at `/disk.raw` on 127.0.0.1, 64 KiB every `pause`, with its length announced.
-/// Returns the image's URL.
-pub async fn slow_image_server(image: Vec<u8>, pause: Duration) -> String {
-    let len = image.len();
-    let app = axum::Router::new().route(
-        "/disk.raw",
-        get(move || {
-            let chunks: Vec<Vec<u8>> = image.chunks(64 << 10).map(<[u8]>::to_vec).collect();
-            async move {
-                let stream = futures::stream::iter(chunks).then(move |c| async move {
-                    tokio::time::sleep(pause).await;
-                    Ok::<_, std::io::Error>(c)
-                });
-                (
-                    [("content-length", len.to_string())],
-                    Body::from_stream(stream),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/disk.raw")
+/// Serves a 1 MiB raw image as `{base}/disk.raw`; every other name is a 404. Returns the base.
+pub async fn file_server() -> String {
+    static IMAGES: OnceLock<PathBuf> = OnceLock::new();
+    let dir = IMAGES.get_or_init(|| Samples::new(1 << 20, Pattern::EveryThirdMib).build());
+    format!("http://{}/files", serve_images(dir).await)
+}
+
+/// Serves `image` on 127.0.0.1, 64 KiB every `pause`, with its length announced (testkit's
+/// `/slow/` route). Returns the image's URL, and the directory it is served from, to be kept
+/// as long as the URL is used.
+pub async fn slow_image_server(image: &[u8], pause: Duration) -> (tempfile::TempDir, String) {
+    let dir = temp_dir("slow-image");
+    std::fs::write(dir.path().join("disk.raw"), image).unwrap();
+    let addr = serve_images(dir.path()).await;
+    let every_ms = pause.as_millis();
+    (
+        dir,
+        format!("http://{addr}/slow/disk.raw?every_ms={every_ms}"),
+    )
 }
