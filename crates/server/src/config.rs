@@ -14,6 +14,9 @@ pub const DEFAULT_IMPORT_TIMEOUT_SECS: u64 = 6 * 3600;
 pub const DEFAULT_IMPORT_LEASE_SECS: u64 = 30;
 pub const DEFAULT_IMPORT_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 600;
+pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 /// Where the catalog (and, with the embedded default, the blobs) live.
 #[derive(clap::Args, Debug, Clone)]
@@ -108,6 +111,35 @@ impl ImportArgs {
     }
 }
 
+/// How HTTP connections are held: the limits that keep idle or stalled clients from using up
+/// the server's connections and file descriptors.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Seconds a new connection has to send its first request line and headers (real clients send them at once; this closes connections that send nothing or stall mid-header).
+    #[arg(long, env = "TIDEPOOL_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS)]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait for the next request's headers after a response (as load balancers commonly allow; an idle connection holds a slot and a file).
+    #[arg(long, env = "TIDEPOOL_HTTP_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_IDLE_TIMEOUT_SECS)]
+    pub http_idle_timeout_secs: u64,
+    /// Connections held at once; at the bound, new ones wait in the kernel's queue until one closes [default: 10000, or fewer to keep a quarter of the open-file limit, up to 1024 files, for the catalog, blob store and imports].
+    #[arg(long, env = "TIDEPOOL_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Seconds a shutdown waits for requests in flight before it drops their connections.
+    #[arg(long, env = "TIDEPOOL_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            http_header_read_timeout_secs: DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS,
+            http_idle_timeout_secs: DEFAULT_HTTP_IDLE_TIMEOUT_SECS,
+            http_max_connections: None,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        }
+    }
+}
+
 /// `tidepool serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -126,6 +158,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEPOOL_RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub import: ImportArgs,
 }
 
@@ -139,6 +173,7 @@ impl ServeArgs {
             public_url: None,
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            http: HttpArgs::default(),
             import: ImportArgs {
                 import_workers: Some(2),
                 import_max_bytes: tidepool_import::DEFAULT_MAX_BYTES,

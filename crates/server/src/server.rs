@@ -1,11 +1,12 @@
 //! Start-up, narrated: open the catalog and the blob store, seed, start the background tasks,
-//! bind, serve until told to stop, then stop every background task (workers put unfinished
-//! imports back in the queue).
+//! bind, serve (`http::serve`) until told to stop, then stop every background task (workers put
+//! unfinished imports back in the queue).
 
 use crate::app::rate_limit::RateLimiter;
 use crate::app::App;
 use crate::background::BackgroundTasks;
 use crate::config::{ServeArgs, StorageArgs};
+use crate::http::serve::{raise_open_file_limit, serve, ServeLimits};
 use crate::http::{self, HttpState};
 use anyhow::Context;
 use std::future::Future;
@@ -36,8 +37,9 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets in-flight ones finish, stops every background task
-    /// (running imports go back to the queue), and waits for all of it.
+    /// Stops accepting requests, lets in-flight ones finish (up to the shutdown timeout, then
+    /// drops their connections), stops every background task (running imports go back to the
+    /// queue), and waits for all of it.
     pub async fn shutdown(self) -> anyhow::Result<ShutdownReport> {
         self.stop.cancel();
         self.task.await.context("server task panicked")?
@@ -89,17 +91,15 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     tracing::info!(tasks = %background_tasks.join(", "), "background tasks started");
     tracing::info!(%addr, "listening");
 
-    let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = ServeLimits::from_args(&args.http);
+    let router = http::router(state);
     let http_stop = stop.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed");
+        serve(listener, router, limits, http_stop).await;
         let tasks_ended = background.shutdown().await;
         tracing::info!(tasks = tasks_ended.len(), "background tasks stopped");
         tracing::info!("stopped");
-        served.map(|()| ShutdownReport { tasks_ended })
+        Ok(ShutdownReport { tasks_ended })
     });
     Ok(RunningServer {
         addr,
@@ -113,6 +113,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
 
 /// Serves until `shutdown` resolves.
 pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Here rather than in `start`: the limit is the process's, and `run` is the process's
+    // server, while tests start many servers in one process.
+    raise_open_file_limit();
     let server = start(args).await?;
     if let Some(token) = &server.bootstrap_token {
         println!("First start: created account `default` with a full-access token (shown only this once):\n\n    {token}\n");
@@ -124,7 +127,7 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow:
     let RunningServer { stop, mut task, .. } = server;
     tokio::select! {
         _ = shutdown => {
-            tracing::info!("shutting down: finishing requests in flight, returning imports to the queue");
+            tracing::info!("shutting down: finishing requests in flight (up to --shutdown-timeout-secs), returning imports to the queue");
             stop.cancel();
             task.await.context("server task panicked")?.map(drop)
         }

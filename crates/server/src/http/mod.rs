@@ -5,6 +5,7 @@ mod extract;
 mod gate;
 mod images;
 mod params;
+pub mod serve;
 
 use crate::app::rate_limit::RateLimiter;
 use crate::app::App;
