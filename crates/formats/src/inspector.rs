@@ -14,6 +14,7 @@
 //! run would reach the same refusal first.
 
 use crate::foreign::{self, Kind};
+use crate::tables::Scan;
 use crate::{qcow2, vdi, vhdx, vmdk, DiskFormat, Inspection, Parsed, Problem, Refusal};
 
 #[derive(Debug, Clone)]
@@ -153,6 +154,36 @@ fn conclude(
     }
 }
 
+/// The scan of the tables a decided image's header points at, fed the bytes seen so far (`rest`
+/// follows `prefix` in the file).
+fn start_scan(candidate: &Candidate, prefix: &[u8], rest: &[u8]) -> Result<Option<Scan>, Refusal> {
+    let Candidate::Image(Parsed {
+        tables: Some(plan), ..
+    }) = candidate
+    else {
+        return Ok(None);
+    };
+    let mut scan = Scan::new(plan.clone());
+    scan.feed(prefix, prefix)?;
+    scan.feed(rest, prefix)?;
+    Ok(Some(scan))
+}
+
+/// After step 3: the data the image's tables point at must have arrived.
+fn tables_fit(
+    inspection: Inspection,
+    scan: Option<&Scan>,
+    total: u64,
+) -> Result<Inspection, Refusal> {
+    match scan.and_then(Scan::required_len) {
+        Some(required) if required > total => Err(Refusal::new(format!(
+            "the {} image is truncated: its tables point at data up to byte {required} but only {total} bytes arrived; upload the complete file",
+            inspection.format
+        ))),
+        _ => Ok(inspection),
+    }
+}
+
 fn empty() -> Refusal {
     Refusal::new("image is empty; upload a disk image")
 }
@@ -165,7 +196,9 @@ pub(crate) fn inspect_whole(bytes: &[u8], limit: u64) -> Result<Inspection, Refu
     let tail_start = bytes.len().saturating_sub(Inspector::TAIL_LEN);
     let tail = bytes.get(tail_start..).unwrap_or(bytes);
     let candidate = decide(prefix, limit)?;
-    conclude(candidate, tail, bytes.len() as u64, limit)
+    let scan = start_scan(&candidate, prefix, bytes.get(prefix.len()..).unwrap_or(&[]))?;
+    let inspection = conclude(candidate, tail, bytes.len() as u64, limit)?;
+    tables_fit(inspection, scan.as_ref(), bytes.len() as u64)
 }
 
 #[derive(Debug)]
@@ -189,6 +222,8 @@ pub struct Inspector {
     tail_pos: usize,
     total: u64,
     state: State,
+    /// Once an image format is decided: its tables, read as they pass.
+    scan: Option<Scan>,
 }
 
 impl std::fmt::Debug for Inspector {
@@ -233,6 +268,7 @@ impl Inspector {
             tail_pos: 0,
             total: 0,
             state: State::Undecided,
+            scan: None,
         }
     }
 
@@ -253,7 +289,11 @@ impl Inspector {
         self.total = self.total.saturating_add(chunk.len() as u64);
         self.push_tail(chunk);
 
-        if matches!(self.state, State::Undecided) {
+        if let Some(scan) = &mut self.scan {
+            if let Err(r) = scan.feed(chunk, &self.prefix) {
+                self.state = State::Refused(r);
+            }
+        } else if matches!(self.state, State::Undecided) {
             let before = self.prefix.len();
             let take = Self::PREFIX_LEN.saturating_sub(before).min(chunk.len());
             if self.prefix.capacity() == 0 {
@@ -263,8 +303,15 @@ impl Inspector {
                 .extend_from_slice(chunk.get(..take).unwrap_or(chunk));
             let after = self.prefix.len();
             if after >= Self::PREFIX_LEN {
+                let rest = chunk.get(take..).unwrap_or(&[]);
                 self.state = match decide(&self.prefix, self.limit) {
-                    Ok(c) => State::Decided(c),
+                    Ok(c) => match start_scan(&c, &self.prefix, rest) {
+                        Ok(scan) => {
+                            self.scan = scan;
+                            State::Decided(c)
+                        }
+                        Err(r) => State::Refused(r),
+                    },
                     Err(r) => State::Refused(r),
                 };
             } else if EARLY_AT.iter().any(|&t| before < t && t <= after) {
@@ -319,12 +366,17 @@ impl Inspector {
 
     /// The verdict once the stream has ended.
     pub fn finish(self) -> Result<Inspection, Refusal> {
-        let candidate = match self.state {
+        let (candidate, scan) = match self.state {
             State::Refused(r) => return Err(r),
             _ if self.total == 0 => return Err(empty()),
-            State::Decided(ref c) => c.clone(),
-            State::Undecided => decide(&self.prefix, self.limit)?,
+            State::Decided(ref c) => (c.clone(), self.scan.clone()),
+            State::Undecided => {
+                let c = decide(&self.prefix, self.limit)?;
+                let scan = start_scan(&c, &self.prefix, &[])?;
+                (c, scan)
+            }
         };
-        conclude(candidate, &self.tail_bytes(), self.total, self.limit)
+        let inspection = conclude(candidate, &self.tail_bytes(), self.total, self.limit)?;
+        tables_fit(inspection, scan.as_ref(), self.total)
     }
 }

@@ -8,7 +8,9 @@
 //! streams by; the inspector keeps only the first [`Inspector::PREFIX_LEN`]
 //! bytes and the last [`Inspector::TAIL_LEN`] bytes, and refuses as soon as
 //! what it has seen is enough (a backing file, an oversized virtual size, a
-//! foreign format...).
+//! foreign format...). As the image's tables (qcow2 L1/L2, the VHDX BAT, the
+//! VDI block map, vmdk grain tables) stream by, it reads where they point, so a
+//! file that ends before its data is refused as truncated (`tables.rs`).
 //!
 //! Refusing is the safe default: anything that would make a downstream tool
 //! (qemu-img, a hypervisor) open a second file, decrypt, replay a log or
@@ -19,6 +21,7 @@ mod bytes;
 mod foreign;
 mod inspector;
 mod qcow2;
+mod tables;
 mod vdi;
 mod vhdx;
 mod vmdk;
@@ -206,6 +209,8 @@ pub(crate) struct Parsed {
     /// streamOptimized vmdk with its real header in the footer: the capacity
     /// the footer must repeat.
     pub vmdk_footer_capacity: Option<u64>,
+    /// The tables to read as the file streams by, for the data they point at.
+    pub tables: Option<tables::Plan>,
 }
 
 #[cfg(test)]

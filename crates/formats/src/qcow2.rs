@@ -2,6 +2,7 @@
 //! per qemu's docs/interop/qcow2.txt.
 
 use crate::bytes::{align8, be32, be64, slice, u8_at};
+use crate::tables::{Kind, Plan, Walker};
 use crate::{DiskFormat, Parsed, Problem, Refusal};
 
 const V2_HEADER_LEN: u64 = 72;
@@ -220,6 +221,16 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
         detail,
         min_len,
         vmdk_footer_capacity: None,
+        // The L2 tables, and through them the data clusters, are found as the L1 table passes.
+        tables: (l1_size > 0).then(|| Plan {
+            walker: Walker::Qcow2 {
+                cluster_bits,
+                l2_entry_len: if extended_l2 { 16 } else { 8 },
+                l1_used: needed_l1,
+                l2_tables: Vec::new(),
+            },
+            tables: vec![(l1_offset, l1_bytes, Kind::Qcow2L1)],
+        }),
     })
 }
 

@@ -3,6 +3,7 @@
 //! VDIHEADER1PLUS structure starting at 0x48.
 
 use crate::bytes::{bytes16, le32, le64};
+use crate::tables::{Kind, Plan, Walker};
 use crate::{DiskFormat, Parsed, Problem, Refusal};
 
 const VERSION_1_1: u32 = 0x0001_0001;
@@ -123,5 +124,13 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
         detail: detail.to_owned(),
         min_len,
         vmdk_footer_capacity: None,
+        // The allocated count is the writer's word; the block map says where each block is.
+        tables: Some(Plan {
+            walker: Walker::Vdi {
+                data_offset: off_data,
+                block_size: u64::from(cb_block),
+            },
+            tables: vec![(off_blocks, u64::from(c_blocks) * 4, Kind::VdiBlockMap)],
+        }),
     })
 }

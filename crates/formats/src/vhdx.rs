@@ -4,6 +4,7 @@
 //! metadata region, whose table lists the items we need.
 
 use crate::bytes::{bytes16, crc32c_with_hole, guid, has_at, le16, le32, le64, slice};
+use crate::tables::{Kind, Plan, Walker};
 use crate::{DiskFormat, Parsed, Problem, Refusal};
 
 const KIB64: u64 = 64 << 10;
@@ -139,7 +140,17 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
         return Err(corrupt(format_args!("{count} region entries")));
     }
     let mut metadata: Option<(u64, u64)> = None;
-    let mut min_len = 0u64;
+    let mut bat: Option<(u64, u64)> = None;
+    // The log is part of the file even when empty: a reader that opens it finds it there.
+    let log_len = u64::from(le32(header, 0x44)?);
+    let log_off = le64(header, 0x48)?;
+    let mut min_len = if log_len == 0 {
+        0
+    } else {
+        log_off
+            .checked_add(log_len)
+            .ok_or_else(|| corrupt("log offset overflows"))?
+    };
     for i in 0..count {
         let e = 16 + i * 32;
         let id = bytes16(table, e)?;
@@ -158,7 +169,12 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
                 return Err(corrupt("two metadata regions"));
             }
             metadata = Some((off, len));
-        } else if id != REGION_BAT && required {
+        } else if id == REGION_BAT {
+            if bat.is_some() {
+                return Err(corrupt("two BAT regions"));
+            }
+            bat = Some((off, len));
+        } else if required {
             return Err(refuse(
                 "vhdx image has a required region tidepool does not know; convert it to qcow2 (qemu-img convert -O qcow2)",
             ));
@@ -241,6 +257,13 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
     if size > MAX_DISK_SIZE || size % u64::from(sector) != 0 {
         return Err(corrupt(format_args!("virtual disk size {size} is invalid")));
     }
+    let (bat_off, bat_len) = bat.ok_or_else(|| corrupt("no BAT region"))?;
+    // MS-VHDX 2.5: each chunk of chunk_ratio payload blocks is followed by the entry of its
+    // sector bitmap block. Both sizes are checked powers of two, so the ratio is exact.
+    let block = u64::from(block_size);
+    let chunk_ratio = ((1u64 << 23) * u64::from(sector) / block).max(1);
+    let payload_blocks = size.div_ceil(block);
+    let entries = payload_blocks + (payload_blocks - 1) / chunk_ratio;
     let detail = if fp_flags & FILE_PARAM_LEAVE_ALLOCATED != 0 {
         "vhdx fixed"
     } else {
@@ -252,5 +275,17 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
         detail: detail.to_owned(),
         min_len,
         vmdk_footer_capacity: None,
+        tables: Some(Plan {
+            walker: Walker::Vhdx {
+                block_size: block,
+                chunk_ratio,
+                entries,
+            },
+            tables: vec![(
+                bat_off,
+                bat_len.min(entries.saturating_mul(8)),
+                Kind::VhdxBat,
+            )],
+        }),
     })
 }

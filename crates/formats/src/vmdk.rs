@@ -5,6 +5,7 @@
 //! refused.
 
 use crate::bytes::{has_at, le16, le32, le64, slice, u8_at};
+use crate::tables::{Kind, Plan, Walker};
 use crate::{DiskFormat, Parsed, Problem, Refusal};
 
 const SECTOR: u64 = 512;
@@ -130,12 +131,33 @@ pub(crate) fn parse(b: &[u8], limit: u64) -> Result<Parsed, Problem> {
             min_len = min_len.max(at);
         }
     }
+    // With the grain directory named in the header (qemu writes both subformats so), it and
+    // its grain tables come before the grains. One at the end (in the footer) follows its
+    // compressed grains, so such a file is held to its footer and end-of-stream marker instead.
+    let tables = (!gd_at_end && h.gd_offset != 0).then(|| {
+        let grain_sectors = u64::from(gtes) * granularity;
+        Plan {
+            walker: Walker::Vmdk {
+                grain_table_len: u64::from(gtes) * 4,
+                // A compressed grain's length is in its marker, which is not read: the marker
+                // (lba, size) and one byte of data must be there.
+                grain_size: if stream { 13 } else { granularity * SECTOR },
+                grain_tables: Vec::new(),
+            },
+            tables: vec![(
+                h.gd_offset.saturating_mul(SECTOR),
+                h.capacity.div_ceil(grain_sectors).saturating_mul(4),
+                Kind::VmdkGrainDirectory,
+            )],
+        }
+    });
     Ok(Parsed {
         format: DiskFormat::Vmdk,
         virtual_size: size,
         detail: format!("vmdk {create_type}"),
         min_len,
         vmdk_footer_capacity: gd_at_end.then_some(h.capacity),
+        tables,
     })
 }
 

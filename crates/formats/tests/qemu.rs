@@ -67,6 +67,42 @@ fn accepted(path: &Path, format: DiskFormat, detail: &str) {
     assert_eq!(got.virtual_size, qemu.virtual_size, "{}", path.display());
     assert_eq!(got.detail, detail, "{}", path.display());
     never_panics_on_truncation(path);
+    // What qemu-img create makes holds no data: its tables point at nothing past what the
+    // header requires, so a cut that keeps them leaves the whole (empty) disk.
+    let empty = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .is_some_and(|n| n.starts_with("empty") || n.starts_with("e-"));
+    if format != DiskFormat::Raw && !empty {
+        half_is_refused(path);
+    }
+}
+
+/// What a server that closes the connection halfway delivers: the first half of the file,
+/// which must never pass, whatever the chunking.
+fn half_is_refused(path: &Path) {
+    let bytes = fs::read(path).unwrap();
+    let half = &bytes[..bytes.len() / 2];
+    let whole = inspect(half, LIMIT);
+    assert_eq!(
+        verdict_chunked(half, 7919, LIMIT),
+        whole,
+        "{}",
+        path.display()
+    );
+    match whole {
+        Ok(i) => panic!(
+            "{} cut to {} of {} bytes accepted as {i:?}",
+            path.display(),
+            half.len(),
+            bytes.len()
+        ),
+        Err(r) => assert!(
+            r.message().contains("truncated"),
+            "{} cut in half: {r}",
+            path.display()
+        ),
+    }
 }
 
 fn refused(path: &Path, needle: &str) {
@@ -371,4 +407,160 @@ fn oversized_images_are_refused_from_the_header() {
             assert_eq!(ins.push(&bytes[..4096]), Err(r));
         }
     }
+}
+
+/// `path` cut to each of `cuts` bytes is refused as truncated, in any chunking.
+fn cuts_are_refused(path: &Path, cuts: &[usize]) {
+    let bytes = fs::read(path).unwrap();
+    for &cut in cuts {
+        assert!(cut < bytes.len(), "{}: cut {cut}", path.display());
+        let part = &bytes[..cut];
+        let whole = inspect(part, LIMIT);
+        assert_eq!(
+            verdict_chunked(part, 7919, LIMIT),
+            whole,
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            verdict_chunked(part, 1 << 20, LIMIT),
+            whole,
+            "{}",
+            path.display()
+        );
+        match whole {
+            Ok(i) => panic!(
+                "{} cut to {cut} of {} bytes accepted as {i:?}",
+                path.display(),
+                bytes.len()
+            ),
+            Err(r) => assert!(
+                r.message().contains("truncated"),
+                "{} cut to {cut}: {r}",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The message of a cut that only the data the tables point at can tell from the whole file.
+fn data_cut_message(path: &Path, format: &str, cut: usize) -> String {
+    let bytes = fs::read(path).unwrap();
+    let r = inspect(&bytes[..cut], LIMIT).unwrap_err();
+    assert!(
+        r.message().starts_with(&format!(
+            "the {format} image is truncated: its tables point at data up to byte "
+        )),
+        "{}: {r}",
+        path.display()
+    );
+    assert!(
+        r.message().contains(&format!(
+            "but only {cut} bytes arrived; upload the complete file"
+        )),
+        "{}: {r}",
+        path.display()
+    );
+    r.message().to_owned()
+}
+
+#[test]
+fn truncated_images_are_refused_at_every_cut() {
+    let tmp = temp_dir("formats-cuts");
+    let d = tmp.path();
+    let src = source_raw(d);
+    let len = |p: &Path| fs::metadata(p).unwrap().len() as usize;
+
+    // qcow2: the last cluster is data, after every table.
+    for (i, opts) in [
+        &["-o", "compat=1.1"][..],
+        &["-o", "compat=0.10"],
+        &["-o", "extended_l2=on"],
+        &["-o", "cluster_size=2M"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = convert(d, &src, "qcow2", opts, &format!("q{i}.qcow2"));
+        let n = len(&p);
+        let cluster = if i == 3 { 2 << 20 } else { 64 << 10 };
+        cuts_are_refused(
+            &p,
+            &[n - 1, n - cluster, n - cluster - 1, n / 2, 4096, 100_000],
+        );
+        let msg = data_cut_message(&p, "qcow2", n - 1);
+        assert!(msg.contains(&format!("up to byte {n} ")), "{msg}");
+        data_cut_message(&p, "qcow2", n - cluster);
+    }
+    // Compressed clusters end where their last sector does.
+    let p = convert(d, &src, "qcow2", &["-c"], "z.qcow2");
+    let n = len(&p);
+    cuts_are_refused(&p, &[n / 2, n * 3 / 4, n - 1024]);
+
+    // vdi: the last 1 MiB block.
+    let p = convert(d, &src, "vdi", &[], "dyn.vdi");
+    let n = len(&p);
+    cuts_are_refused(&p, &[n - 1, n - (1 << 20), n / 2, 300]);
+
+    // vhdx: blocks the BAT points at; a cut inside the metadata.
+    for (i, bs) in ["1M", "32M"].iter().enumerate() {
+        let o = format!("block_size={bs}");
+        let p = convert(d, &src, "vhdx", &["-o", &o], &format!("b{i}.vhdx"));
+        let n = len(&p);
+        cuts_are_refused(&p, &[n - 1, n / 2, n * 3 / 4, (3 << 20) + 4096]);
+        data_cut_message(&p, "vhdx", n - 1);
+    }
+
+    // vmdk: grains the grain tables point at.
+    let p = convert(
+        d,
+        &src,
+        "vmdk",
+        &["-o", "subformat=monolithicSparse"],
+        "s.vmdk",
+    );
+    let n = len(&p);
+    cuts_are_refused(&p, &[n - 1, n - (64 << 10), n / 2, 20_000]);
+    data_cut_message(&p, "vmdk", n - 1);
+    let p = convert(
+        d,
+        &src,
+        "vmdk",
+        &["-o", "subformat=streamOptimized"],
+        "so.vmdk",
+    );
+    let n = len(&p);
+    // qemu-img leaves only zero sectors after the last compressed grain, so a cut there loses
+    // nothing; a cut at the grain's marker, or inside it, does.
+    let last = last_grain(&fs::read(&p).unwrap()) as usize;
+    cuts_are_refused(&p, &[last, last + 12, n / 2, 20_000]);
+    data_cut_message(&p, "vmdk", last);
+}
+
+/// The offset of the last grain (its marker) a vmdk's grain tables point at.
+fn last_grain(b: &[u8]) -> u64 {
+    let le32 = |at: u64| u32::from_le_bytes(b[at as usize..at as usize + 4].try_into().unwrap());
+    let le64 = |at: u64| u64::from_le_bytes(b[at as usize..at as usize + 8].try_into().unwrap());
+    let (capacity, granularity, gtes, gd) = (le64(12), le64(20), u64::from(le32(44)), le64(56));
+    let tables = capacity.div_ceil(granularity * gtes);
+    (0..tables)
+        .map(|i| u64::from(le32(gd * 512 + i * 4)) * 512)
+        .filter(|&gt| gt != 0)
+        .flat_map(|gt| (0..gtes).map(move |j| gt + j * 4))
+        .map(|at| u64::from(le32(at)) * 512)
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn qcow2_with_its_l1_table_moved_to_the_end_is_accepted() {
+    let tmp = temp_dir("formats-resized");
+    let d = tmp.path();
+    let src = source_raw(d);
+    let p = convert(d, &src, "qcow2", &[], "r.qcow2");
+    // 600 GiB needs 1,200 L1 entries: qemu-img moves the grown L1 table to the end.
+    qemu_img(d, ["resize", p.to_str().unwrap(), "600G"]);
+    let got = check(&p).unwrap_or_else(|r| panic!("resized qcow2 refused: {r}"));
+    assert_eq!(got.virtual_size, 600 << 30);
+    half_is_refused(&p);
 }

@@ -7,6 +7,7 @@ mod chunking;
 mod foreign;
 mod qcow2;
 mod raw;
+mod truncation;
 mod vdi;
 mod vhdx;
 mod vmdk;
