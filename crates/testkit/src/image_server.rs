@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt as _;
+use tokio::net::TcpStream;
 
 const CHUNK: usize = 64 << 10;
 
@@ -35,10 +36,14 @@ struct Served {
 /// - `/truncated/NAME`: announces the file's length, sends its first half, and breaks the
 ///   connection;
 /// - `/stall/NAME?bytes=N`: announces the file's length, sends its first `N` bytes (64 KiB by
-///   default), then nothing, with the connection held open.
+///   default), then nothing, with the connection held open;
+/// - `/unframed/NAME`: the file's first half with neither a length nor chunked encoding, then
+///   the connection closes: to the client, the body ended there (HTTP/1.1 allows a body to run
+///   until the close), as a server that dies halfway looks.
 pub async fn serve_images(dir: impl Into<PathBuf>) -> SocketAddr {
+    let dir = dir.into();
     let served = Served {
-        dir: dir.into(),
+        dir: dir.clone(),
         flaky_hits: Arc::default(),
     };
     let app = Router::new()
@@ -52,8 +57,108 @@ pub async fn serve_images(dir: impl Into<PathBuf>) -> SocketAddr {
         .with_state(served);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = Unframed::front(listener, dir);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+const UNFRAMED: &[u8] = b"GET /unframed/";
+
+/// The listener axum serves from: hyper frames every body it sends (a length or chunks), so the
+/// `/unframed/` requests are answered here, by hand, and the rest are handed on to axum.
+struct Unframed {
+    handed_on: tokio::sync::mpsc::Receiver<(TcpStream, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl Unframed {
+    fn front(listener: tokio::net::TcpListener, dir: PathBuf) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let (tx, handed_on) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Ok((conn, peer)) = listener.accept().await {
+                let (tx, dir) = (tx.clone(), dir.clone());
+                // Each connection is looked at in a task of its own, so that a client slow to
+                // send its request holds up no other.
+                tokio::spawn(async move {
+                    if is_unframed(&conn).await {
+                        let _ = send_unframed(conn, &dir).await;
+                    } else {
+                        let _ = tx.send((conn, peer)).await;
+                    }
+                });
+            }
+        });
+        Self { handed_on, addr }
+    }
+}
+
+impl axum::serve::Listener for Unframed {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        match self.handed_on.recv().await {
+            Some(conn) => conn,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+/// Whether the request starts with [`UNFRAMED`], read without taking it from the connection.
+async fn is_unframed(conn: &TcpStream) -> bool {
+    let mut buf = [0u8; UNFRAMED.len()];
+    loop {
+        match conn.peek(&mut buf).await {
+            Ok(n) if n < buf.len() && buf[..n] == UNFRAMED[..n] && n > 0 => {
+                // A request line still arriving: look again shortly.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(n) => return n == buf.len() && buf == UNFRAMED,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn send_unframed(mut conn: TcpStream, dir: &std::path::Path) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 << 10 {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let name = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|path| path.strip_prefix("/unframed/"))
+        .map(|name| name.split('?').next().unwrap_or(name).to_owned())
+        .unwrap_or_default();
+    let bytes = match tokio::fs::read(dir.join(&name)).await {
+        Ok(bytes) if !name.contains('/') && !name.is_empty() => bytes,
+        _ => {
+            conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+            return conn.shutdown().await;
+        }
+    };
+    conn.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    conn.write_all(&bytes[..bytes.len() / 2]).await?;
+    // A clean close (FIN), not a reset: the client cannot tell this from the end of the body.
+    conn.shutdown().await
 }
 
 async fn read(served: &Served, name: &str) -> Result<Vec<u8>, Response> {
@@ -225,6 +330,25 @@ mod tests {
         }
         let (head, _) = get(addr, "/flaky/b/2/disk.raw", QUICK).await;
         assert!(head.starts_with("HTTP/1.1 503"), "ids count apart: {head}");
+    }
+
+    #[tokio::test]
+    async fn unframed_bodies_end_at_the_close() {
+        let (_dir, addr) = server().await;
+        let (head, body) = get(addr, "/unframed/disk.raw", QUICK).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            !head.contains("content-length") && !head.contains("transfer-encoding"),
+            "{head}"
+        );
+        assert_eq!(body, image()[..150_000]);
+        let (head, _) = get(addr, "/unframed/missing.img", QUICK).await;
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+        // Every other route is still axum's.
+        let (head, body) = get(addr, "/files/disk.raw", QUICK).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, image());
     }
 
     #[tokio::test]
