@@ -10,6 +10,10 @@ pub(crate) enum Kind {
     Supported(DiskFormat),
     /// Recognised and refused with this message.
     Refused(&'static str),
+    /// A partition table: what a raw disk should start with, so not a format of its own; in
+    /// the header of another format it makes a polyglot, since a consumer that probes the file
+    /// may read it as a partitioned raw disk.
+    PartitionTable,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +29,9 @@ pub(crate) struct Probe {
 
 const VHD: &str = "VHD (vpc) is not supported; convert to vhdx or qcow2 (qemu-img convert -O qcow2 disk.vhd disk.qcow2)";
 const ISO: &str = "ISO 9660 (CD/DVD) images are not supported; upload a bootable disk image (raw, qcow2, vhdx, vdi or vmdk)";
+pub(crate) const MBR_BOOT_SIGNATURE: [u8; 2] = [0x55, 0xaa];
+pub(crate) const GPT_SIGNATURE: &[u8] = b"EFI PART";
+
 const DMG: &str = "Apple disk images (dmg) are not supported; convert to raw or qcow2";
 
 fn bzip2(b: &[u8]) -> bool {
@@ -159,6 +166,21 @@ pub(crate) const PROBES: &[Probe] = &[
         kind: Kind::Refused("image is a tar archive (an OVA?); extract the disk image and upload it"),
     },
     Probe {
+        name: "mbr",
+        primary: false,
+        // The boot signature alone, as Glance's format inspector matches it: that is what a
+        // probing consumer looks for.
+        matches: |b| has_at(b, 510, &MBR_BOOT_SIGNATURE),
+        kind: Kind::PartitionTable,
+    },
+    Probe {
+        name: "gpt",
+        primary: false,
+        // The GPT header at LBA 1 of a disk of 512-byte sectors.
+        matches: |b| has_at(b, 512, GPT_SIGNATURE),
+        kind: Kind::PartitionTable,
+    },
+    Probe {
         name: "iso",
         primary: false,
         // Primary volume descriptor at sector 16 (2 KiB sectors); 0x8801 and
@@ -169,16 +191,55 @@ pub(crate) const PROBES: &[Probe] = &[
 ];
 
 /// The format the file declares at its start: first a magic at offset 0, then
-/// the formats whose signature sits a little later (vdi, tar).
+/// the formats whose signature sits a little later (vdi, tar). A partition table
+/// declares a raw disk, which is what no match means.
 pub(crate) fn primary(prefix: &[u8]) -> Option<&'static Probe> {
     PROBES
         .iter()
         .find(|p| p.primary && (p.matches)(prefix))
         .or_else(|| {
-            PROBES
-                .iter()
-                .find(|p| !p.primary && p.name != "iso" && (p.matches)(prefix))
+            PROBES.iter().find(|p| {
+                !p.primary
+                    && p.name != "iso"
+                    && p.kind != Kind::PartitionTable
+                    && (p.matches)(prefix)
+            })
         })
+}
+
+/// Whether `name` is a partition table's, which belongs in a raw disk.
+pub(crate) fn is_partition_table(name: &str) -> bool {
+    PROBES
+        .iter()
+        .any(|p| p.name == name && p.kind == Kind::PartitionTable)
+}
+
+/// Whether the first sector holds a usable MBR partition table: the boot
+/// signature, boot flags a partition table can have, at least one partition,
+/// and not the boot sector of a FAT file system (which carries the same
+/// signature but describes no partitions). The same tests as Glance's GPT/MBR
+/// inspector.
+pub(crate) fn has_mbr_partitions(prefix: &[u8]) -> bool {
+    const ENTRIES: usize = 446;
+    const FAT_COUNT: usize = 0x10;
+    const FAT_MEDIA: usize = 0x15;
+    const FIXED_DISK_MEDIA: u8 = 0xf8;
+    let Some(sector) = prefix.get(..512) else {
+        return false;
+    };
+    if !has_at(sector, 510, &MBR_BOOT_SIGNATURE) {
+        return false;
+    }
+    let fat_boot_sector =
+        sector.get(FAT_COUNT) == Some(&2) && sector.get(FAT_MEDIA) == Some(&FIXED_DISK_MEDIA);
+    let entries = sector.get(ENTRIES..510).unwrap_or(&[]);
+    let boot_flags_valid = entries
+        .chunks(16)
+        .all(|e| matches!(e.first(), Some(0x00 | 0x80)));
+    let any_partition = entries
+        .chunks(16)
+        .any(|e| e.get(4).is_some_and(|&t| t != 0));
+    !fat_boot_sector && boot_flags_valid && any_partition
 }
 
 /// Names of every signature present in the prefix, deduplicated, in table order.

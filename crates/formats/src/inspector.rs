@@ -5,9 +5,11 @@
 //! always agree, including on which refusal is reported:
 //! 1. the format declared at the start of the file: foreign ones are refused by
 //!    name, supported ones have their header parsed and checked;
-//! 2. every signature in the prefix: more than one means a polyglot;
-//! 3. (once the stream ends) raw size limit, trailers in the last sector,
-//!    structures that lie past the end of the file, the vmdk footer.
+//! 2. every signature in the prefix: more than one means a polyglot (a raw
+//!    disk's own MBR and GPT do not count; in another format's header they do);
+//! 3. (once the stream ends) raw size limit, trailers in the last sector, the
+//!    partition table a raw image must have (when required), structures that
+//!    lie past the end of the file, the vmdk footer.
 //!
 //! The inspector runs step 1 early on a growing prefix and only acts on a
 //! refusal: a refusal there depends only on bytes already seen, so the full
@@ -19,36 +21,77 @@ use crate::{qcow2, vdi, vhdx, vmdk, DiskFormat, Inspection, Parsed, Problem, Ref
 
 #[derive(Debug, Clone)]
 enum Candidate {
-    Raw(&'static str),
+    Raw(RawLayout),
     Image(Parsed),
+}
+
+/// What the first sectors of a raw image say about its partitioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawLayout {
+    /// A GPT header at LBA 1.
+    Gpt,
+    /// An MBR with at least one partition.
+    Mbr,
+    /// The MBR boot signature, but no partition behind it (an empty table, a
+    /// FAT boot sector, or chance).
+    BootSignature,
+    Bare,
+}
+
+impl RawLayout {
+    fn of(prefix: &[u8]) -> Self {
+        if crate::bytes::has_at(prefix, 512, foreign::GPT_SIGNATURE) {
+            Self::Gpt
+        } else if foreign::has_mbr_partitions(prefix) {
+            Self::Mbr
+        } else if crate::bytes::has_at(prefix, 510, &foreign::MBR_BOOT_SIGNATURE) {
+            Self::BootSignature
+        } else {
+            Self::Bare
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::Gpt => "raw (GPT)",
+            Self::Mbr | Self::BootSignature => "raw (MBR)",
+            Self::Bare => "raw",
+        }
+    }
+
+    /// Why a raw image without a partition table is refused, or `None`.
+    fn unpartitioned(self) -> Option<Refusal> {
+        let what = match self {
+            Self::Gpt | Self::Mbr => return None,
+            Self::BootSignature => {
+                "this one has an MBR boot signature but no partition in its table"
+            }
+            Self::Bare => "this one has neither (a bare file system, or not a disk image at all?)",
+        };
+        Some(Refusal::new(format!(
+            "a raw image must start with an MBR or GPT partition table, as DigitalOcean requires; {what}; upload the whole partitioned disk"
+        )))
+    }
 }
 
 fn parse_primary(prefix: &[u8], limit: u64) -> Result<Candidate, (Option<DiskFormat>, Problem)> {
     let Some(probe) = foreign::primary(prefix) else {
-        return Ok(Candidate::Raw(raw_detail(prefix)));
+        return Ok(Candidate::Raw(RawLayout::of(prefix)));
     };
     let format = match probe.kind {
         Kind::Refused(msg) => return Err((None, Problem::Refuse(Refusal::new(msg)))),
         Kind::Supported(f) => f,
+        // `primary` never answers a partition table: that is a raw disk.
+        Kind::PartitionTable => return Ok(Candidate::Raw(RawLayout::of(prefix))),
     };
     let parsed = match format {
         DiskFormat::Qcow2 => qcow2::parse(prefix, limit),
         DiskFormat::Vmdk => vmdk::parse(prefix, limit),
         DiskFormat::Vhdx => vhdx::parse(prefix, limit),
         DiskFormat::Vdi => vdi::parse(prefix, limit),
-        DiskFormat::Raw => return Ok(Candidate::Raw(raw_detail(prefix))),
+        DiskFormat::Raw => return Ok(Candidate::Raw(RawLayout::of(prefix))),
     };
     parsed.map(Candidate::Image).map_err(|p| (Some(format), p))
-}
-
-fn raw_detail(prefix: &[u8]) -> &'static str {
-    if crate::bytes::has_at(prefix, 512, b"EFI PART") {
-        "raw (GPT)"
-    } else if crate::bytes::has_at(prefix, 510, &[0x55, 0xaa]) {
-        "raw (MBR)"
-    } else {
-        "raw"
-    }
 }
 
 /// Step 1 on a partial prefix: a refusal, or nothing yet.
@@ -79,7 +122,12 @@ fn decide(prefix: &[u8], limit: u64) -> Result<Candidate, Refusal> {
             });
         }
     };
-    let names = foreign::all_names(prefix);
+    let mut names = foreign::all_names(prefix);
+    if let Candidate::Raw(_) = candidate {
+        // A raw disk's partition tables describe that disk (and a GPT disk has
+        // a protective MBR as well): neither is a second format.
+        names.retain(|n| !foreign::is_partition_table(n));
+    }
     if names.len() > 1 {
         return Err(Refusal::new(foreign::polyglot_message(&names)));
     }
@@ -110,6 +158,7 @@ fn conclude(
     tail: &[u8],
     total: u64,
     limit: u64,
+    require_partition_table: bool,
 ) -> Result<Inspection, Refusal> {
     if let Candidate::Raw(_) = candidate {
         if let Some(r) = raw_over_limit(total, limit) {
@@ -130,11 +179,18 @@ fn conclude(
         });
     }
     match candidate {
-        Candidate::Raw(detail) => Ok(Inspection {
-            format: DiskFormat::Raw,
-            virtual_size: total,
-            detail: detail.to_owned(),
-        }),
+        Candidate::Raw(layout) => {
+            // After the trailers: a fixed VHD of an unpartitioned disk is
+            // better told to be a VHD.
+            if let Some(r) = layout.unpartitioned().filter(|_| require_partition_table) {
+                return Err(r);
+            }
+            Ok(Inspection {
+                format: DiskFormat::Raw,
+                virtual_size: total,
+                detail: layout.detail().to_owned(),
+            })
+        }
         Candidate::Image(p) => {
             if p.min_len > total {
                 return Err(Refusal::new(format!(
@@ -189,6 +245,15 @@ fn empty() -> Refusal {
 }
 
 pub(crate) fn inspect_whole(bytes: &[u8], limit: u64) -> Result<Inspection, Refusal> {
+    inspect_whole_with(bytes, limit, false)
+}
+
+/// [`inspect_whole`] with [`Inspector::require_partition_table`].
+pub(crate) fn inspect_whole_with(
+    bytes: &[u8],
+    limit: u64,
+    require_partition_table: bool,
+) -> Result<Inspection, Refusal> {
     if bytes.is_empty() {
         return Err(empty());
     }
@@ -197,7 +262,13 @@ pub(crate) fn inspect_whole(bytes: &[u8], limit: u64) -> Result<Inspection, Refu
     let tail = bytes.get(tail_start..).unwrap_or(bytes);
     let candidate = decide(prefix, limit)?;
     let scan = start_scan(&candidate, prefix, bytes.get(prefix.len()..).unwrap_or(&[]))?;
-    let inspection = conclude(candidate, tail, bytes.len() as u64, limit)?;
+    let inspection = conclude(
+        candidate,
+        tail,
+        bytes.len() as u64,
+        limit,
+        require_partition_table,
+    )?;
     tables_fit(inspection, scan.as_ref(), bytes.len() as u64)
 }
 
@@ -222,6 +293,7 @@ pub struct Inspector {
     tail_pos: usize,
     total: u64,
     state: State,
+    require_partition_table: bool,
     /// Once an image format is decided: its tables, read as they pass.
     scan: Option<Scan>,
 }
@@ -233,6 +305,7 @@ impl std::fmt::Debug for Inspector {
             .field("prefix_len", &self.prefix.len())
             .field("total", &self.total)
             .field("state", &self.state)
+            .field("require_partition_table", &self.require_partition_table)
             .finish()
     }
 }
@@ -260,6 +333,8 @@ impl Inspector {
     pub const TAIL_LEN: usize = 64 << 10;
 
     /// An inspector that refuses virtual sizes above `max_virtual_size` bytes.
+    /// It accepts raw images without a partition table unless
+    /// [`require_partition_table`](Self::require_partition_table) says otherwise.
     pub fn new(max_virtual_size: u64) -> Self {
         Self {
             limit: max_virtual_size,
@@ -268,8 +343,18 @@ impl Inspector {
             tail_pos: 0,
             total: 0,
             state: State::Undecided,
+            require_partition_table: false,
             scan: None,
         }
+    }
+
+    /// With `true`, refuses a raw image that does not start with an MBR (with
+    /// at least one partition) or a GPT, as DigitalOcean does. The verdict
+    /// comes at [`finish`](Self::finish), after the trailer checks, so that a
+    /// fixed VHD is still refused as one.
+    pub fn require_partition_table(mut self, require: bool) -> Self {
+        self.require_partition_table = require;
+        self
     }
 
     /// Bytes pushed so far.
@@ -376,7 +461,13 @@ impl Inspector {
                 (c, scan)
             }
         };
-        let inspection = conclude(candidate, &self.tail_bytes(), self.total, self.limit)?;
+        let inspection = conclude(
+            candidate,
+            &self.tail_bytes(),
+            self.total,
+            self.limit,
+            self.require_partition_table,
+        )?;
         tables_fit(inspection, scan.as_ref(), self.total)
     }
 }

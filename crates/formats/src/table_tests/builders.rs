@@ -299,3 +299,46 @@ pub(super) fn with(mut v: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 pub(super) fn at(len: usize, off: usize, pat: &[u8]) -> Vec<u8> {
     with(vec![0u8; len], |v| put(v, off, pat))
 }
+
+// ---------------------------------------------------------------- partition tables
+
+/// One MBR partition entry (slot 0..4): boot flag, type, first LBA, sectors.
+pub(super) fn mbr_entry(v: &mut Vec<u8>, slot: usize, boot: u8, kind: u8, lba: u32, sectors: u32) {
+    let e = 446 + 16 * slot;
+    put(v, e, &[boot]);
+    put(v, e + 4, &[kind]);
+    le32(v, e + 8, lba);
+    le32(v, e + 12, sectors);
+}
+
+/// A `len`-byte raw disk with an MBR holding one Linux partition from 1 MiB on.
+pub(super) fn mbr_disk(len: usize) -> Vec<u8> {
+    with(vec![0u8; len], |v| {
+        mbr_entry(v, 0, 0x80, 0x83, 2048, (len / 512) as u32 - 2048);
+        put(v, 510, &[0x55, 0xaa]);
+    })
+}
+
+/// A `len`-byte raw disk with a protective MBR and a GPT header at LBA 1.
+pub(super) fn gpt_disk(len: usize) -> Vec<u8> {
+    with(vec![0u8; len], |v| {
+        mbr_entry(v, 0, 0, 0xee, 1, (len / 512) as u32 - 1);
+        put(v, 510, &[0x55, 0xaa]);
+        put(v, 512, b"EFI PART");
+    })
+}
+
+/// The verdict with the partition table required (as the importer asks by default), checked
+/// against a few chunkings as [`verdict`] is.
+pub(super) fn partitioned_verdict(bytes: &[u8]) -> Result<Inspection, Refusal> {
+    let whole = crate::inspector::inspect_whole_with(bytes, LIMIT, true);
+    for chunk in [1usize << 20, 65537, 7919, 4096] {
+        let mut ins = Inspector::new(LIMIT).require_partition_table(true);
+        let streamed = bytes
+            .chunks(chunk)
+            .try_for_each(|c| ins.push(c))
+            .and_then(|()| ins.finish());
+        assert_eq!(streamed, whole, "chunk size {chunk}");
+    }
+    whole
+}
