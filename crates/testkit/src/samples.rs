@@ -191,7 +191,9 @@ impl Compression {
 
 /// A directory of sample images, described then built:
 ///
-/// - `disk.raw`, `raw_len` bytes of a [`Pattern`];
+/// - `disk.raw`, `raw_len` bytes of a [`Pattern`] under an MBR with one partition (see
+///   [`Samples::partition`]), since DigitalOcean, and so tidepool, refuse a raw image without
+///   a partition table;
 /// - `disk.FORMAT` for each [`convert`](Samples::convert), converted from `disk.raw`;
 /// - `disk.raw.SUFFIX` and `disk.FORMAT.SUFFIX` for each [`Compression`];
 /// - and, if asked for, `backing.qcow2`, `huge.qcow2` and `cut.raw.gz`.
@@ -304,10 +306,30 @@ impl Samples {
         dir
     }
 
+    /// Gives the raw disk `disk` (its first sector, at least) an MBR: one Linux partition
+    /// from sector 1 to the end of the disk, in the 66 bytes before the end of the first
+    /// sector, which the boot code would otherwise use. For tests that serve raw images of their
+    /// own.
+    pub fn partition(disk: &mut [u8], disk_len: u64) {
+        assert!(
+            disk.len() >= 512 && disk_len >= 1024,
+            "an MBR needs a first sector and room for a partition"
+        );
+        let sectors = u32::try_from(disk_len / 512 - 1).unwrap_or(u32::MAX);
+        let entry = &mut disk[446..462];
+        entry.fill(0);
+        entry[4] = 0x83;
+        entry[8..12].copy_from_slice(&1u32.to_le_bytes());
+        entry[12..16].copy_from_slice(&sectors.to_le_bytes());
+        disk[462..510].fill(0);
+        disk[510..512].copy_from_slice(&[0x55, 0xaa]);
+    }
+
     /// Builds the samples in `dir`, which exists.
     pub fn build_in(&self, dir: &Path) {
         let raw = dir.join("disk.raw");
         self.pattern.write(&raw, self.raw_len);
+        partition_file(&raw, self.raw_len);
         let mut disks = vec![raw.clone()];
         for (format, options) in &self.conversions {
             let disk = dir.join(format!("disk.{format}"));
@@ -356,6 +378,19 @@ impl Samples {
             fs::write(dir.join("cut.raw.gz"), &gz[..gz.len() / 2]).unwrap();
         }
     }
+}
+
+fn partition_file(path: &Path, len: u64) {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut sector = [0u8; 512];
+    std::io::Read::read_exact(&mut f, &mut sector).unwrap();
+    Samples::partition(&mut sector, len);
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&sector).unwrap();
 }
 
 fn remove_samples_of_ended_processes() {
@@ -423,7 +458,16 @@ mod tests {
             .truncated_raw_gz()
             .build_in(dir.path());
         let raw = fs::read(dir.path().join("disk.raw")).unwrap();
-        assert_eq!(raw, compressible_noise(MIB));
+        let mut partitioned = compressible_noise(MIB);
+        Samples::partition(&mut partitioned, MIB);
+        assert_eq!(raw, partitioned);
+        assert_eq!(&raw[510..512], &[0x55, 0xaa], "disk.raw has an MBR");
+        assert_eq!(raw[446 + 4], 0x83, "with a Linux partition");
+        assert_eq!(
+            raw[512..],
+            compressible_noise(MIB)[512..],
+            "after the pattern"
+        );
         for (name, format, virtual_size) in [
             ("disk.raw", "raw", MIB),
             ("disk.qcow2", "qcow2", MIB),

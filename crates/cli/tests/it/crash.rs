@@ -7,14 +7,17 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tidepool_testkit::{free_port, sha256_hex, KillOnDrop};
+use tidepool_testkit::{free_port, sha256_hex, KillOnDrop, Samples};
 
 const IMAGE_LEN: usize = 4 << 20;
 
 fn image_bytes() -> Vec<u8> {
-    (0..IMAGE_LEN)
+    let mut bytes: Vec<u8> = (0..IMAGE_LEN)
         .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
-        .collect()
+        .collect();
+    // The partition table a raw image must have to be imported.
+    Samples::partition(&mut bytes, IMAGE_LEN as u64);
+    bytes
 }
 
 /// Serves the image slowly (64 KiB every 40 ms, about 2.5 s in all) on 127.0.0.1; the

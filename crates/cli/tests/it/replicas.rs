@@ -9,14 +9,17 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tidepool_catalog::{self as catalog, testing};
-use tidepool_testkit::{free_port, s3_bucket, sha256_hex, KillOnDrop};
+use tidepool_testkit::{free_port, s3_bucket, sha256_hex, KillOnDrop, Samples};
 
 const IMAGE_LEN: usize = 1 << 20;
 
 fn image_bytes() -> Vec<u8> {
-    (0..IMAGE_LEN)
+    let mut bytes: Vec<u8> = (0..IMAGE_LEN)
         .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
-        .collect()
+        .collect();
+    // The partition table a raw image must have to be imported.
+    Samples::partition(&mut bytes, IMAGE_LEN as u64);
+    bytes
 }
 
 fn environment(test: &str) -> Option<(String, String)> {
