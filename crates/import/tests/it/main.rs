@@ -5,3 +5,4 @@ mod blobs;
 mod common;
 mod fetch;
 mod import;
+mod unframed;
