@@ -26,9 +26,14 @@ use tidepool_api::Scopes;
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("catalog database error: {0}")]
-    Read(#[from] rusqlite::Error),
+    Read(rusqlite::Error),
+    /// The database's disk is full (SQLite's `SQLITE_FULL`, PostgreSQL's `53100 disk_full`):
+    /// nothing was written, and nothing will be until an operator makes room, so callers say
+    /// so rather than report a fault of their own.
+    #[error("catalog database is out of space: {0}")]
+    OutOfSpace(String),
     #[error("catalog migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -41,6 +46,44 @@ pub enum CatalogError {
 }
 
 pub type CatalogResult<T> = Result<T, CatalogError>;
+
+/// SQLite's primary result code for "database or disk is full"; its extended codes keep it in
+/// the low byte.
+const SQLITE_FULL: i32 = 13;
+/// PostgreSQL's SQLSTATE `disk_full`.
+const POSTGRES_DISK_FULL: &str = "53100";
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(err: sqlx::Error) -> Self {
+        let full = match &err {
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(POSTGRES_DISK_FULL) => db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some(),
+                Some(code) => {
+                    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                        && code.parse::<i32>().is_ok_and(|c| c & 0xff == SQLITE_FULL)
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if full {
+            CatalogError::OutOfSpace(err.to_string())
+        } else {
+            CatalogError::Database(err)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for CatalogError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => CatalogError::OutOfSpace(err.to_string()),
+            _ => CatalogError::Read(err),
+        }
+    }
+}
 
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
@@ -177,5 +220,65 @@ pub fn redact_url(raw: &str) -> String {
         }
         Ok(u) => u.to_string(),
         Err(_) => raw.split('@').next_back().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CatalogError;
+    use sqlx::Connection;
+
+    /// A real "database or disk is full": SQLite refuses to grow past `max_page_count`.
+    const FILL: &str = "PRAGMA max_page_count = 8; CREATE TABLE t (b BLOB);";
+    const GROW: &str = "INSERT INTO t VALUES (zeroblob(1000000))";
+
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_out_of_space() {
+        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(FILL).execute(&mut db).await.unwrap();
+        let err: CatalogError = sqlx::query(GROW).execute(&mut db).await.unwrap_err().into();
+        assert!(matches!(err, CatalogError::OutOfSpace(_)), "{err:?}");
+
+        let other: CatalogError = sqlx::query("SELECT * FROM missing")
+            .execute(&mut db)
+            .await
+            .unwrap_err()
+            .into();
+        assert!(matches!(other, CatalogError::Database(_)), "{other:?}");
+    }
+
+    #[test]
+    fn a_full_database_read_through_rusqlite_is_out_of_space() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(FILL).unwrap();
+        let err: CatalogError = db.execute(GROW, []).unwrap_err().into();
+        assert!(matches!(err, CatalogError::OutOfSpace(_)), "{err:?}");
+        let other: CatalogError = db.execute("SELECT * FROM missing", []).unwrap_err().into();
+        assert!(matches!(other, CatalogError::Read(_)), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn postgres_disk_full_is_out_of_space() {
+        let test = "tests::postgres_disk_full_is_out_of_space";
+        let Some(url) = crate::testing::postgres_admin_url(test) else {
+            return;
+        };
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        // The server raises the very SQLSTATE a full disk makes it send.
+        let raise = "DO $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$";
+        let err: CatalogError = sqlx::raw_sql(raise)
+            .execute(&mut db)
+            .await
+            .unwrap_err()
+            .into();
+        assert!(matches!(err, CatalogError::OutOfSpace(_)), "{err:?}");
+        let other: CatalogError = sqlx::raw_sql("SELECT * FROM missing_table_x")
+            .execute(&mut db)
+            .await
+            .unwrap_err()
+            .into();
+        assert!(matches!(other, CatalogError::Database(_)), "{other:?}");
     }
 }

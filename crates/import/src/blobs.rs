@@ -45,6 +45,44 @@ pub enum BlobError {
     Write { key: String, source: std::io::Error },
 }
 
+impl BlobError {
+    /// Whether the store has no room left: a full disk or an exhausted quota under the local
+    /// directory, found anywhere in the error's chain of causes.
+    pub fn is_out_of_space(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = cause {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) {
+                    return true;
+                }
+            }
+            cause = err.source();
+        }
+        false
+    }
+
+    /// What went wrong, in words for the user whose import it was: the cause, without the blob
+    /// keys and paths the `Display` form names (those are for the log).
+    pub fn cause(&self) -> String {
+        if self.is_out_of_space() {
+            return "the image store is out of space".into();
+        }
+        match self {
+            // An operating-system error's message names no file.
+            Self::Write { source, .. } => format!("the image store could not write it: {source}"),
+            Self::Directory { source, .. } => {
+                format!("the image store could not prepare it: {source}")
+            }
+            Self::Store(_) | Self::UnsupportedLocation(_) | Self::InvalidKey(_) => {
+                "the image store failed".into()
+            }
+        }
+    }
+}
+
 /// What `list` reports about one stored blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobMeta {
@@ -421,6 +459,30 @@ mod tests {
             assert!(parse_key(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(image_key(7, "abc"), "images/7/abc");
+    }
+
+    #[test]
+    fn a_full_store_is_named_as_the_cause_without_the_key() {
+        let key = "images/20/0123abcd";
+        let full = BlobError::Write {
+            key: key.into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert!(full.is_out_of_space());
+        assert_eq!(full.cause(), "the image store is out of space");
+        assert!(full.to_string().contains(key), "the log keeps the key");
+        let wrapped = BlobError::Store(object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::QuotaExceeded)),
+        });
+        assert!(wrapped.is_out_of_space());
+
+        let denied = BlobError::Directory {
+            path: "/srv/tidepool/blobs/images/20/0123abcd#1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(!denied.is_out_of_space());
+        assert!(!denied.cause().contains("images/"), "{}", denied.cause());
     }
 
     #[test]

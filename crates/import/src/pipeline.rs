@@ -408,7 +408,9 @@ fn fetch_error(e: FetchError) -> ImportError {
 }
 
 fn store_error(e: BlobError) -> ImportError {
-    ImportError::Retry(format!("could not store the image: {e}"))
+    // The user is told the cause; the blob key and paths stay in the log.
+    tracing::warn!(error = %e, "the blob store failed");
+    ImportError::Retry(format!("could not store the image: {}", e.cause()))
 }
 
 fn hex(bytes: &[u8]) -> String {

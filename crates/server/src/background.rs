@@ -14,9 +14,6 @@ use tidepool_catalog::Catalog;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How old an unreferenced blob must be before the sweep removes it.
-const SWEEP_GRACE: Duration = Duration::from_secs(3600);
-
 /// How often replicas exchange rate-limit counts. The limits hold across replicas up to what
 /// the others admit within one interval: a token can exceed its limit by at most the requests
 /// it makes on the other replicas during the last second.
@@ -54,9 +51,19 @@ impl BackgroundTasks {
             tasks.spawn(name, worker.run(stop));
         }
         let (sweep, every, stop) = (storage.clone(), import.sweep_interval(), tasks.stop.clone());
+        let grace = import.sweep_grace();
+        if grace < workers.limits.stall_timeout {
+            // A live import that waits on a silent URL does not touch its staging file for up
+            // to the stall timeout; a shorter grace could remove it from under the import.
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                stall_timeout_secs = workers.limits.stall_timeout.as_secs(),
+                "the sweep grace is shorter than the import stall timeout"
+            );
+        }
         tasks.spawn(
             "orphan sweep".into(),
-            jobs::run_sweeper(sweep, every, SWEEP_GRACE, stop),
+            jobs::run_sweeper(sweep, every, grace, stop),
         );
         let (catalog, stop) = (storage.catalog.clone(), tasks.stop.clone());
         tasks.spawn(

@@ -14,6 +14,7 @@ pub const DEFAULT_IMPORT_TIMEOUT_SECS: u64 = 6 * 3600;
 pub const DEFAULT_IMPORT_LEASE_SECS: u64 = 30;
 pub const DEFAULT_IMPORT_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 600;
+pub const DEFAULT_SWEEP_GRACE_SECS: u64 = 3600;
 pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -82,6 +83,9 @@ pub struct ImportArgs {
     /// Seconds between orphan sweeps of the blob store.
     #[arg(long, env = "TIDEPOOL_SWEEP_INTERVAL_SECS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECS)]
     pub sweep_interval_secs: u64,
+    /// Age in seconds an unreferenced blob or staging file must reach before the sweep removes it (keep it above the import stall timeout: a live import's staging file may sit untouched that long).
+    #[arg(long, env = "TIDEPOOL_SWEEP_GRACE_SECS", default_value_t = DEFAULT_SWEEP_GRACE_SECS)]
+    pub sweep_grace_secs: u64,
 }
 
 impl ImportArgs {
@@ -108,6 +112,10 @@ impl ImportArgs {
 
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs(self.sweep_interval_secs.max(1))
+    }
+
+    pub fn sweep_grace(&self) -> Duration {
+        Duration::from_secs(self.sweep_grace_secs)
     }
 }
 
@@ -183,6 +191,7 @@ impl ServeArgs {
                 import_lease_secs: DEFAULT_IMPORT_LEASE_SECS,
                 import_max_attempts: DEFAULT_IMPORT_MAX_ATTEMPTS,
                 sweep_interval_secs: DEFAULT_SWEEP_INTERVAL_SECS,
+                sweep_grace_secs: DEFAULT_SWEEP_GRACE_SECS,
             },
         }
     }

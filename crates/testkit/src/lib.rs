@@ -29,9 +29,11 @@
 mod image_server;
 mod samples;
 mod skip;
+mod small_disk;
 mod support;
 
 pub use image_server::serve_images;
 pub use samples::{bzip2, gzip, qemu_img, qemu_info, run, Compression, Pattern, QemuInfo, Samples};
 pub use skip::{s3_bucket, skip, NO_SKIP_VAR, SKIP_LOG_VAR};
+pub use small_disk::SmallDisk;
 pub use support::{files_under, free_port, sha256_hex, temp_dir, wait_for, KillOnDrop};

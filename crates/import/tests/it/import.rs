@@ -255,3 +255,74 @@ async fn retried_import_uses_a_fresh_key() {
     assert!(blobs.head(&first).await.unwrap().is_some());
     assert!(blobs.head(&second).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_full_blob_store_names_the_cause_and_no_key() {
+    let test = "import::a_full_blob_store_names_the_cause_and_no_key";
+    let Some(disk) = tidepool_testkit::SmallDisk::mount(test, 1 << 20) else {
+        return;
+    };
+    let blobs = tidepool_import::Blobs::local(disk.path()).unwrap();
+    let addr = serve().await;
+    let key = image_key(20, &uuid());
+    // The qcow2 sample (over 2 MiB) does not fit in 1 MiB.
+    let res = import_image(
+        &format!("http://{addr}/files/disk.qcow2"),
+        &key,
+        &blobs,
+        &test_limits(),
+        &Progress::new(),
+        CancellationToken::new(),
+    )
+    .await;
+    let err = res.unwrap_err();
+    assert!(
+        err.is_retryable(),
+        "a full disk may have room later: {err:?}"
+    );
+    assert_eq!(
+        err.message(),
+        "could not store the image: the image store is out of space"
+    );
+    assert!(!err.message().contains("images/"), "{err:?}");
+    assert_nothing_stored(disk.path());
+}
+
+#[tokio::test]
+async fn permanent_answers_fail_at_once_and_transient_ones_are_retried() {
+    let addr = serve().await;
+    // Retrying would take seconds: a permanent failure must come back well before.
+    let slow_retries = ImportLimits {
+        retry_base_delay: Duration::from_secs(4),
+        ..test_limits()
+    };
+    for path in [
+        "status/404",
+        "status/403",
+        "status/410",
+        "files/missing.img",
+    ] {
+        let started = Instant::now();
+        let (_dir, res) = import(&format!("http://{addr}/{path}"), &slow_retries).await;
+        let err = res.unwrap_err();
+        assert!(!err.is_retryable(), "{path}: {err:?}");
+        assert!(err.message().starts_with("HTTP 4"), "{path}: {err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path} was retried: {:?}",
+            started.elapsed()
+        );
+    }
+    for path in ["status/503", "status/500", "status/429"] {
+        let (_dir, res) = import(&format!("http://{addr}/{path}"), &test_limits()).await;
+        let err = res.unwrap_err();
+        assert!(err.is_retryable(), "{path}: {err:?}");
+    }
+    // Two failures, then the file: within `test_limits`'s two retries.
+    let (_dir, res) = import(
+        &format!("http://{addr}/flaky/fetch-retry/2/disk.qcow2"),
+        &test_limits(),
+    )
+    .await;
+    assert_eq!(res.unwrap().format, DiskFormat::Qcow2);
+}

@@ -14,6 +14,10 @@ pub enum Error {
     NotFound,
     #[error("{0}")]
     Invalid(String),
+    /// The catalog's disk is full: the request was not carried out, and an operator must make
+    /// room. `internal` is logged, never sent to the client.
+    #[error("The service is out of storage space; try again later.")]
+    OutOfSpace { internal: String },
     /// Something broke inside tidepool. `internal` is logged, never sent to the client.
     #[error("Unexpected server-side error")]
     Internal { internal: String },
@@ -29,8 +33,28 @@ impl Error {
 
 impl From<CatalogError> for Error {
     fn from(err: CatalogError) -> Self {
-        Error::internal(err)
+        match err {
+            CatalogError::OutOfSpace(_) => Error::OutOfSpace {
+                internal: err.to_string(),
+            },
+            err => Error::internal(err),
+        }
     }
 }
 
 pub type AppResult<T> = Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_catalog_is_out_of_space_and_other_faults_internal() {
+        let full = Error::from(CatalogError::OutOfSpace("database or disk is full".into()));
+        assert!(
+            matches!(&full, Error::OutOfSpace { internal } if internal.contains("disk is full"))
+        );
+        let broken = Error::from(CatalogError::Corrupt("x".into()));
+        assert!(matches!(broken, Error::Internal { .. }));
+    }
+}

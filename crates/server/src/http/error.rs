@@ -45,6 +45,15 @@ impl Error {
             Error::App(app::Error::Internal { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
             }
+            // 507 rather than 503: a full disk lasts until an operator makes room, and 503
+            // tells clients to come back shortly. pydo (azure-core) retries a POST on 500, 503
+            // and 504 only, so it reports a 507 at once; godo's optional retries (which doctl
+            // and the Terraform provider turn on) take any 5xx but 501, so they retry either
+            // code a bounded number of times. 507 also says exactly what is wrong to a human
+            // reading the status alone, and no Retry-After is sent since no time is known.
+            Error::App(app::Error::OutOfSpace { .. }) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request_entity_too_large")
@@ -59,10 +68,16 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, id) = self.status_and_id();
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
-        if let Error::App(app::Error::Internal { internal }) = &self {
+        match &self {
             // The details stay in the log (inside the request's span, with its id); the client
             // gets the request id to quote.
-            tracing::error!("internal error: {internal}");
+            Error::App(app::Error::Internal { internal }) => {
+                tracing::error!("internal error: {internal}")
+            }
+            Error::App(app::Error::OutOfSpace { internal }) => {
+                tracing::error!("out of storage space: {internal}")
+            }
+            _ => {}
         }
         let body = ErrorBody {
             id: id.to_owned(),
@@ -76,5 +91,28 @@ impl IntoResponse for Error {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn out_of_space_is_a_507_that_says_so_and_names_no_internals() {
+        let err = Error::App(app::Error::OutOfSpace {
+            internal: "catalog database is out of space: /var/lib/tidepool/catalog.db".into(),
+        });
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.id, "insufficient_storage");
+        assert_eq!(
+            body.message,
+            "The service is out of storage space; try again later."
+        );
     }
 }

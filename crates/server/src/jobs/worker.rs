@@ -45,6 +45,13 @@ fn written(image_id: i64, outcome: CatalogResult<bool>) -> bool {
     })
 }
 
+/// Seconds before a job that failed its attempt number `attempts` (from 1) may be claimed again:
+/// 5·2^attempts, so 10, 20, 40 and 80 s with the default five attempts, 150 s in all. The
+/// README's time for a failing import to be reported follows from it.
+fn retry_backoff_secs(attempts: u32) -> i64 {
+    5i64.saturating_mul(1 << attempts.min(10))
+}
+
 fn secs(d: Duration) -> i64 {
     d.as_secs().max(1) as i64
 }
@@ -212,7 +219,7 @@ impl Worker {
                 )
             }
             Err(ImportError::Retry(message)) if job.attempts < self.config.max_attempts => {
-                let backoff = 5i64.saturating_mul(1 << job.attempts.min(10));
+                let backoff = retry_backoff_secs(job.attempts);
                 tracing::warn!(
                     image_id = id,
                     attempt = job.attempts,
@@ -237,5 +244,18 @@ impl Worker {
         if !recorded {
             tracing::info!(image_id = id, worker = %self.id, "import result not recorded: the job is no longer ours");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_backoff_secs;
+
+    #[test]
+    fn the_default_attempts_wait_150_seconds_in_all() {
+        let waits: Vec<i64> = (1..5).map(retry_backoff_secs).collect();
+        assert_eq!(waits, [10, 20, 40, 80]);
+        assert_eq!(waits.iter().sum::<i64>(), 150);
+        assert_eq!(retry_backoff_secs(40), retry_backoff_secs(10), "capped");
     }
 }

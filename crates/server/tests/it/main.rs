@@ -10,5 +10,6 @@ mod api_list;
 mod contract;
 mod images;
 mod lifecycle;
+mod reliability;
 mod replicas;
 mod s3;
