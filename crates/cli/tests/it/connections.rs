@@ -265,6 +265,48 @@ fn a_keep_alive_connection_outlives_the_header_timeout_and_is_closed_after_the_i
 }
 
 #[test]
+fn at_the_connection_bound_a_new_client_waits_until_a_connection_closes() {
+    const BOUND: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEPOOL_HTTP_MAX_CONNECTIONS", &BOUND.to_string()),
+            ("TIDEPOOL_HTTP_HEADER_READ_TIMEOUT_SECS", "60"),
+        ],
+    );
+    let mut held: Vec<TcpStream> = (0..BOUND)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // The kernel completes the handshake, but the server does not take the connection.
+    let mut waiting = TcpStream::connect(server.addr).unwrap();
+    write!(
+        waiting,
+        "GET /v2/images HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    )
+    .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let err = waiting.read(&mut [0; 1]).unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "no answer while {BOUND} connections are held: {err}"
+    );
+    held.pop();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut answer = [0; 12];
+    waiting.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        &answer, b"HTTP/1.1 200",
+        "answered once a connection closed"
+    );
+}
+
+#[test]
 fn start_up_raises_the_soft_open_file_limit_to_the_hard_one_and_logs_both() {
     const TEST: &str =
         "connections::start_up_raises_the_soft_open_file_limit_to_the_hard_one_and_logs_both";

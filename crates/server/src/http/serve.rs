@@ -167,7 +167,7 @@ pub async fn serve(
         "accepting HTTP/1.1 connections"
     );
 
-    let mut failing_since: Option<u64> = None;
+    let mut accept_failures: Option<u64> = None;
     loop {
         // At the bound, stop accepting until a connection closes rather than accept and drop:
         // the kernel's backlog holds the newcomers meanwhile, and every connection that holds
@@ -187,7 +187,7 @@ pub async fn serve(
             Err(err) => {
                 // Logged once per run of failures, so a descriptor shortage does not flood the
                 // log ten times a second.
-                let failures = failing_since.get_or_insert(0);
+                let failures = accept_failures.get_or_insert(0);
                 if *failures == 0 {
                     tracing::error!(%err, "cannot accept connections; retrying every 100 ms until it works");
                 }
@@ -196,7 +196,7 @@ pub async fn serve(
                 continue;
             }
         };
-        if let Some(failures) = failing_since.take() {
+        if let Some(failures) = accept_failures.take() {
             tracing::info!(failures, "accepting connections again");
         }
         let connection = Connection {
