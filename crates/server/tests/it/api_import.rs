@@ -343,6 +343,40 @@ async fn stalled_truncated_and_overlong_downloads_fail_with_a_message(backend: B
     }
 }
 
+/// A server that sends no length and no chunked encoding, and closes the connection halfway,
+/// delivers what looks like a whole file: the image's own tables must tell it is not.
+async fn half_a_qcow2_sent_without_a_length_ends_deleted_as_truncated(backend: Backend) {
+    // 16 MiB with data every third MiB: the header, refcount and L1/L2 tables fill the first
+    // clusters and the data the rest, so half the file holds every table (the cut the header
+    // alone cannot see, as in the 3,309,568 of 6,619,136 bytes).
+    let dir = tidepool_testkit::temp_dir("unframed-qcow2");
+    tidepool_testkit::Samples::new(16 << 20, tidepool_testkit::Pattern::EveryThirdMib)
+        .convert("qcow2", &[])
+        .build_in(dir.path());
+    let whole = std::fs::metadata(dir.path().join("disk.qcow2"))
+        .unwrap()
+        .len();
+    let server = tidepool_testkit::serve_images(dir.path()).await;
+    let base = format!("http://{server}");
+    let s = importing_server(backend, |_| {}).await;
+    let id = create(&s, &format!("{base}/unframed/disk.qcow2")).await;
+    let image = settle(&s, id).await;
+    assert_eq!(image["status"], "deleted", "{image}");
+    let message = image["error_message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the qcow2 image is truncated: its tables point at data up to byte "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            " but only {} bytes arrived; upload the complete file",
+            whole / 2
+        )),
+        "{message}"
+    );
+    assert!(stored_blobs(&s).is_empty(), "{:?}", stored_blobs(&s));
+}
+
 tidepool_server::on_every_backend!(
     every_format_imports_plain_gzip_and_bzip2,
     refused_images_end_deleted_with_a_message_and_leave_no_bytes,
@@ -351,4 +385,5 @@ tidepool_server::on_every_backend!(
     deleting_an_available_image_removes_its_bytes,
     the_sweep_removes_blobs_no_image_points_at,
     stalled_truncated_and_overlong_downloads_fail_with_a_message,
+    half_a_qcow2_sent_without_a_length_ends_deleted_as_truncated,
 );
