@@ -44,6 +44,9 @@ pub struct ImportLimits {
     pub retries: u32,
     /// The first retry's delay; later ones double, with jitter.
     pub retry_base_delay: Duration,
+    /// Accepts raw images without an MBR or GPT partition table (a root file system for VMs
+    /// booted with a kernel of their own). Off by default: DigitalOcean requires the table.
+    pub allow_bare_raw: bool,
 }
 
 impl Default for ImportLimits {
@@ -55,6 +58,7 @@ impl Default for ImportLimits {
             stall_timeout: Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS),
             retries: 3,
             retry_base_delay: Duration::from_secs(1),
+            allow_bare_raw: false,
         }
     }
 }

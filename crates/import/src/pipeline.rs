@@ -122,8 +122,9 @@ async fn run(
         hex(&sha.finalize())
     });
     let max_bytes = limits.max_bytes;
+    let inspector = Inspector::new(max_bytes).require_partition_table(!limits.allow_bare_raw);
     let cpu = tokio::task::spawn_blocking(move || {
-        decompress_and_inspect(raw_rx, out_tx, hash_tx, max_bytes)
+        decompress_and_inspect(raw_rx, out_tx, hash_tx, max_bytes, inspector)
     });
 
     let (downloaded, uploaded) = tokio::join!(
@@ -254,12 +255,13 @@ fn decompress_and_inspect(
     out_tx: mpsc::Sender<Bytes>,
     hash_tx: std::sync::mpsc::SyncSender<Bytes>,
     max_bytes: u64,
+    inspector: Inspector,
 ) -> Result<CpuOutput, CpuError> {
     let mut input = ChannelReader::new(raw_rx);
     let compression = input.detect();
     let pool = BufferPool::default();
     let mut stage = Stage {
-        inspector: Inspector::new(max_bytes),
+        inspector,
         total: 0,
         max_bytes,
         out_tx,

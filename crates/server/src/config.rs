@@ -68,6 +68,9 @@ pub struct ImportArgs {
     /// Let image URLs reach loopback, private and link-local addresses (tests, air-gapped sites).
     #[arg(long, env = "TIDEPOOL_IMPORT_ALLOW_PRIVATE_NETWORKS")]
     pub import_allow_private_networks: bool,
+    /// Accept raw images without an MBR or GPT partition table, which DigitalOcean refuses (for a root file system booted with a kernel of its own).
+    #[arg(long, env = "TIDEPOOL_IMPORT_ALLOW_BARE_RAW")]
+    pub import_allow_bare_raw: bool,
     /// An import running longer than this many seconds fails.
     #[arg(long, env = "TIDEPOOL_IMPORT_TIMEOUT_SECS", default_value_t = DEFAULT_IMPORT_TIMEOUT_SECS)]
     pub import_timeout_secs: u64,
@@ -96,6 +99,7 @@ impl ImportArgs {
         let limits = tidepool_import::ImportLimits {
             max_bytes: self.import_max_bytes,
             allow_private_networks: self.import_allow_private_networks,
+            allow_bare_raw: self.import_allow_bare_raw,
             stall_timeout: Duration::from_secs(self.import_stall_timeout_secs.max(1)),
             ..Default::default()
         };
@@ -186,6 +190,7 @@ impl ServeArgs {
                 import_workers: Some(2),
                 import_max_bytes: tidepool_import::DEFAULT_MAX_BYTES,
                 import_allow_private_networks: false,
+                import_allow_bare_raw: false,
                 import_timeout_secs: DEFAULT_IMPORT_TIMEOUT_SECS,
                 import_stall_timeout_secs: tidepool_import::DEFAULT_STALL_TIMEOUT_SECS,
                 import_lease_secs: DEFAULT_IMPORT_LEASE_SECS,

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tidepool_server::testing::{Backend, TestServer};
-use tidepool_testkit::{files_under, qemu_info, sha256_hex};
+use tidepool_testkit::{files_under, qemu_info, serve_images, sha256_hex, temp_dir};
 
 async fn importing_server(
     backend: Backend,
@@ -343,6 +343,76 @@ async fn stalled_truncated_and_overlong_downloads_fail_with_a_message(backend: B
     }
 }
 
+// Images refused for what they are rather than for damage: a raw image without the partition
+// table DigitalOcean requires (unless the operator allows bare raw images), and a polyglot that
+// a probing consumer would read as a partitioned disk.
+
+const BARE_REFUSAL: &str =
+    "a raw image must start with an MBR or GPT partition table, as DigitalOcean requires; ";
+
+/// Serves `bare.raw` (3 MiB of noise: what a user who tries random bytes uploads) and
+/// `polyglot.qcow2` (the sample qcow2 with an MBR boot signature in its header cluster) from
+/// `dir`. Returns the base URL.
+async fn serve_refusables(dir: &std::path::Path) -> String {
+    let noise: Vec<u8> = (0u32..3 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("bare.raw"), &noise).unwrap();
+    let mut qcow2 = std::fs::read(samples().join("disk.qcow2")).unwrap();
+    assert_eq!(
+        &qcow2[510..512],
+        &[0, 0],
+        "the sample's header cluster is clean"
+    );
+    qcow2[510..512].copy_from_slice(&[0x55, 0xaa]);
+    std::fs::write(dir.join("polyglot.qcow2"), &qcow2).unwrap();
+    format!("http://{}/files", serve_images(dir).await)
+}
+
+async fn bare_raw_images_are_refused_unless_the_operator_allows_them(backend: Backend) {
+    let dir = temp_dir("bare-raw");
+    let base = serve_refusables(dir.path()).await;
+
+    let s = importing_server(backend, |_| {}).await;
+    let id = create(&s, &format!("{base}/bare.raw")).await;
+    let image = settle(&s, id).await;
+    assert_eq!(image["status"], "deleted", "{image}");
+    let message = image["error_message"].as_str().unwrap();
+    assert!(message.starts_with(BARE_REFUSAL), "{message}");
+    assert!(stored_blobs(&s).is_empty(), "{:?}", stored_blobs(&s));
+
+    let s = importing_server(backend, |a| a.import.import_allow_bare_raw = true).await;
+    let id = create(&s, &format!("{base}/bare.raw")).await;
+    let image = settle(&s, id).await;
+    assert_eq!(image["status"], "available", "{image}");
+    assert_eq!(image["error_message"], "");
+    let record = s
+        .server
+        .app
+        .catalog()
+        .image_get(id as i64)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.format.as_deref(), Some("raw"));
+    assert_eq!(record.stored_bytes, Some(3 << 20));
+}
+
+async fn a_qcow2_that_also_carries_an_mbr_signature_is_refused(backend: Backend) {
+    let dir = temp_dir("polyglot");
+    let base = serve_refusables(dir.path()).await;
+    // Allowing bare raw images changes nothing: the file is no raw image.
+    let s = importing_server(backend, |a| a.import.import_allow_bare_raw = true).await;
+    let id = create(&s, &format!("{base}/polyglot.qcow2")).await;
+    let image = settle(&s, id).await;
+    assert_eq!(image["status"], "deleted", "{image}");
+    assert_eq!(
+        image["error_message"],
+        "image matches more than one format (qcow2 and mbr); upload a plain image"
+    );
+    assert!(stored_blobs(&s).is_empty(), "{:?}", stored_blobs(&s));
+}
+
 /// A server that sends no length and no chunked encoding, and closes the connection halfway,
 /// delivers what looks like a whole file: the image's own tables must tell it is not.
 async fn half_a_qcow2_sent_without_a_length_ends_deleted_as_truncated(backend: Backend) {
@@ -386,4 +456,6 @@ tidepool_server::on_every_backend!(
     the_sweep_removes_blobs_no_image_points_at,
     stalled_truncated_and_overlong_downloads_fail_with_a_message,
     half_a_qcow2_sent_without_a_length_ends_deleted_as_truncated,
+    bare_raw_images_are_refused_unless_the_operator_allows_them,
+    a_qcow2_that_also_carries_an_mbr_signature_is_refused,
 );
