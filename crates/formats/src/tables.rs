@@ -406,7 +406,8 @@ impl Scan {
                     if child.done < child.len {
                         // It runs on past the table that pointed at it.
                         self.pending.push(child);
-                        self.pending.sort_unstable_by_key(|t| std::cmp::Reverse(t.start));
+                        self.pending
+                            .sort_unstable_by_key(|t| std::cmp::Reverse(t.start));
                     }
                 }
                 None => self.unverified = true,
