@@ -9,11 +9,16 @@
 //!    disk's own MBR and GPT do not count; in another format's header they do);
 //! 3. (once the stream ends) raw size limit, trailers in the last sector, the
 //!    partition table a raw image must have (when required), structures that
-//!    lie past the end of the file, the vmdk footer.
+//!    lie past the end of the file, the vmdk footer;
+//! 4. the data the image's own tables point at (qcow2 L2 entries, the VHDX
+//!    BAT and log, the VDI block map, vmdk grain tables), read by a
+//!    [`Scan`] as the tables stream by: a file that ends before it is
+//!    truncated.
 //!
 //! The inspector runs step 1 early on a growing prefix and only acts on a
 //! refusal: a refusal there depends only on bytes already seen, so the full
-//! run would reach the same refusal first.
+//! run would reach the same refusal first. The scan of step 4 starts once the
+//! format is decided and is fed every later chunk.
 
 use crate::foreign::{self, Kind};
 use crate::tables::Scan;

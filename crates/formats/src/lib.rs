@@ -6,9 +6,11 @@
 //! on any input, and no allocation sized by a value read from a header. The
 //! importer pushes the decompressed upload through an [`Inspector`] as it
 //! streams by; the inspector keeps only the first [`Inspector::PREFIX_LEN`]
-//! bytes and the last [`Inspector::TAIL_LEN`] bytes, and refuses as soon as
-//! what it has seen is enough (a backing file, an oversized virtual size, a
-//! foreign format...). As the image's tables (qcow2 L1/L2, the VHDX BAT, the
+//! bytes, the last [`Inspector::TAIL_LEN`] bytes and the offsets of the
+//! image's own tables still to come (bounded), and refuses as soon as what it
+//! has seen is enough (a backing file, an oversized virtual size, a foreign
+//! format, a second format's signature...) or, at the end, when the file is
+//! shorter than its tables say. As the image's tables (qcow2 L1/L2, the VHDX BAT, the
 //! VDI block map, vmdk grain tables) stream by, it reads where they point, so a
 //! file that ends before its data is refused as truncated (`tables.rs`).
 //!
