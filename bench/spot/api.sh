@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# usage: api.sh BINARY -> wrk req/s and p99 of a get by id and a list of 20 against a fresh tidepool (run under taskset to pin).
 set -euo pipefail
 bin=$1; port=18183
 d=$(mktemp -d); cd "$d"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# usage: import.sh BINARY FILE  -> prints seconds from POST to available (one import, fresh data dir)
+# usage: import.sh BINARY FILE  -> seconds from POST to available (one import, fresh data dir).
+# FILE is fetched from a file server on 127.0.0.1:18182 (e.g. `python3 -m http.server 18182 --bind 127.0.0.1` in its folder).
 set -euo pipefail
 bin=$1; file=$2; port=18181
 d=$(mktemp -d); cd "$d"
