@@ -4,6 +4,7 @@
 mod builders;
 
 mod chunking;
+mod corpus;
 mod foreign;
 mod qcow2;
 mod raw;
