@@ -139,8 +139,9 @@ fn two_thousand_idle_connections_under_a_1024_file_limit_leave_the_api_answering
     const TEST: &str =
         "connections::two_thousand_idle_connections_under_a_1024_file_limit_leave_the_api_answering_and_are_closed";
     const IDLE: usize = 2000;
-    // Short, but with room for opening 2,000 connections on a busy machine (3 s seen).
-    const HEADER_TIMEOUT: Duration = Duration::from_secs(8);
+    // With room for opening 2,000 connections while the rest of the suite runs beside this test
+    // (3 s seen alone, 9.3 s beside the crash and replica tests on two cores).
+    const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
     if hard_open_file_limit().is_none_or(|hard| hard < 3 * IDLE as u64) {
         skip(
             TEST,
