@@ -157,6 +157,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn job_progress(&self, image_id: i64) -> CatalogResult<Option<JobProgress>>;
     /// Whether an image has an import job that has not completed.
     async fn job_exists(&self, image_id: i64) -> CatalogResult<bool>;
+    /// Jobs waiting and running across every replica, for the metrics.
+    async fn job_queue_stats(&self, now: i64) -> CatalogResult<JobQueueStats>;
     /// Wakes when a job may have been queued (a hint; claimers also poll).
     fn job_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// Forwards the job announcements of other processes to `job_queued` for as long as it is
@@ -177,6 +179,9 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> CatalogResult<Option<Vec<RateCount>>> {
         Ok(None)
     }
+
+    /// A round trip to the database, for the readiness probe.
+    async fn ping(&self) -> CatalogResult<()>;
 
     async fn meta_get(&self, key: &str) -> CatalogResult<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> CatalogResult<()>;

@@ -9,6 +9,8 @@ pub struct AccountId(pub i64);
 pub struct TokenRecord {
     pub token_id: i64,
     pub account: AccountId,
+    /// The account's name, for request logs (which never carry the token).
+    pub account_name: String,
     pub scopes: Scopes,
 }
 
@@ -46,6 +48,9 @@ pub struct ImageRecord {
 pub struct NewJob {
     pub url: String,
     pub region: Region,
+    /// The request that created the image, so that the import's log lines, on whichever replica
+    /// runs it, can be found from the create's.
+    pub request_id: Option<String>,
 }
 
 /// A claimed import job.
@@ -56,6 +61,20 @@ pub struct ImportJob {
     pub region: Region,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// The request that created the image.
+    pub request_id: Option<String>,
+    /// The worker whose lease had run out when this claim took the job over (it crashed or
+    /// lost the catalog); `None` for a job that was queued or given back.
+    pub taken_over_from: Option<String>,
+}
+
+/// How many import jobs wait and run, across every replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobQueueStats {
+    /// Not held by any worker (new, or waiting out a retry's backoff).
+    pub queued: u64,
+    /// Held by a worker whose lease has not run out.
+    pub running: u64,
 }
 
 /// What an import produced, recorded on the image by `job_complete`.

@@ -73,6 +73,7 @@ where
     for<'r> (bool,): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, Option<i64>): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> ImageRow: FromRow<'r, DB::Row>,
 {
     pub(crate) async fn token_insert<'e>(
@@ -142,12 +143,14 @@ where
         created_at: i64,
     ) -> CatalogResult<()> {
         sqlx::query(
-            "INSERT INTO import_jobs (image_id, url, region, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO import_jobs (image_id, url, region, created_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(image_id)
         .bind(job.url.as_str())
         .bind(job.region.as_str())
         .bind(created_at)
+        .bind(job.request_id.as_deref())
         .execute(db)
         .await?;
         Ok(())
@@ -312,6 +315,34 @@ where
                 .fetch_one(db)
                 .await?;
         Ok(exists)
+    }
+
+    pub(crate) async fn job_queue_stats<'e>(
+        db: impl Executor<'e, Database = DB>,
+        now: i64,
+    ) -> CatalogResult<JobQueueStats> {
+        // A held job whose lease ran out counts as queued: its worker is gone and the next
+        // claim takes it over.
+        let (queued, running): (i64, i64) = sqlx::query_as(
+            "SELECT \
+               COUNT(*) FILTER (WHERE lease_owner IS NULL OR lease_expires_at <= $1), \
+               COUNT(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > $1) \
+             FROM import_jobs",
+        )
+        .bind(now)
+        .fetch_one(db)
+        .await?;
+        Ok(JobQueueStats {
+            queued: queued as u64,
+            running: running as u64,
+        })
+    }
+
+    pub(crate) async fn ping<'e>(db: impl Executor<'e, Database = DB>) -> CatalogResult<()> {
+        let (_,): (i64,) = sqlx::query_as("SELECT CAST(1 AS BIGINT)")
+            .fetch_one(db)
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn meta_get<'e>(

@@ -26,6 +26,7 @@ pub fn new_custom(owner: AccountId, name: &str, tags: &[&str]) -> NewImage {
         job: Some(NewJob {
             url: format!("http://images.example/{name}.qcow2"),
             region: Region::Nyc3,
+            request_id: Some(format!("request-{name}")),
         }),
     }
 }
@@ -87,6 +88,10 @@ async fn accounts_and_tokens(c: &dyn Catalog) {
         .unwrap()
         .expect("token found by its hash");
     assert_eq!(t.account, a);
+    assert_eq!(
+        t.account_name, "alice",
+        "a token names its account, for request logs"
+    );
     assert!(t.scopes.contains(Scope::ImageRead) && !t.scopes.contains(Scope::ImageCreate));
     assert!(c.token_lookup("hash-x").await.unwrap().is_none());
     assert_eq!(c.token_count().await.unwrap(), 1);
@@ -256,6 +261,7 @@ async fn images_and_lists(c: &dyn Catalog) {
 }
 
 async fn meta_values(c: &dyn Catalog) {
+    c.ping().await.expect("a working catalog answers a ping");
     assert_eq!(c.meta_get("k").await.unwrap(), None);
     c.meta_set("k", "1").await.unwrap();
     c.meta_set("k", "2").await.unwrap();
@@ -339,6 +345,21 @@ pub async fn job_suite(c: Arc<dyn Catalog>) {
         (a.id, 1, Region::Nyc3)
     );
     assert_eq!(
+        (
+            first.request_id.as_deref(),
+            first.taken_over_from.as_deref()
+        ),
+        (Some("request-ja"), None),
+        "a claim carries the create's request id; a queued job is no takeover"
+    );
+    assert_eq!(
+        c.job_queue_stats(t).await.unwrap(),
+        JobQueueStats {
+            queued: 1,
+            running: 1
+        }
+    );
+    assert_eq!(
         c.image_get(a.id).await.unwrap().unwrap().status,
         ImageStatus::Pending
     );
@@ -369,6 +390,19 @@ pub async fn job_suite(c: Arc<dyn Catalog>) {
         .unwrap()
         .expect("expired lease is taken over");
     assert_eq!((taken.image_id, taken.attempts), (b.id, 2));
+    assert_eq!(
+        taken.taken_over_from.as_deref(),
+        Some("w2"),
+        "a claim of an expired lease names the worker it took over from"
+    );
+    assert_eq!(
+        c.job_queue_stats(t + 31).await.unwrap(),
+        JobQueueStats {
+            queued: 0,
+            running: 2
+        },
+        "w1 renewed at t+20, w3 holds b"
+    );
     let failed = JobResult::Failed {
         message: "late".into(),
     };
@@ -403,8 +437,20 @@ pub async fn job_suite(c: Arc<dyn Catalog>) {
         .await
         .unwrap());
     assert!(c.job_claim("w4", 30, t + 50).await.unwrap().is_none());
+    assert_eq!(
+        c.job_queue_stats(t + 50).await.unwrap(),
+        JobQueueStats {
+            queued: 1,
+            running: 0
+        },
+        "a job waiting out its backoff is queued"
+    );
     let again = c.job_claim("w4", 30, t + 100).await.unwrap().unwrap();
     assert_eq!((again.image_id, again.attempts), (a.id, 2));
+    assert_eq!(
+        again.taken_over_from, None,
+        "a job given back is no takeover"
+    );
 
     // The image is deleted mid-import: heartbeat and completion both see it gone.
     c.image_delete(a.id).await.unwrap();

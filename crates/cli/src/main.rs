@@ -4,7 +4,7 @@ mod images;
 mod operator;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tidepool_server::config::ServeArgs;
+use tidepool_server::config::{LogFormat, ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -36,13 +36,25 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEPOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Colours only for a person at a terminal: a file or journald would keep the escapes.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The event's fields at the top level, and the span it happened in (a request's or an
+        // import's, with their ids).
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -65,7 +77,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {
-            init_logging();
+            init_logging(args.observability.log_format);
             tidepool_server::server::run(args, shutdown_signal()).await
         }
         Command::Token(cmd) => operator::token(cmd).await,

@@ -107,12 +107,14 @@ pub struct Inspection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     message: String,
+    too_large: bool,
 }
 
 impl Refusal {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            too_large: false,
         }
     }
 
@@ -124,11 +126,19 @@ impl Refusal {
     }
 
     pub(crate) fn too_large(virtual_size: u64, limit: u64) -> Self {
-        Self::new(format!(
-            "virtual size {} exceeds the limit of {}; upload a smaller disk",
-            human_size(virtual_size),
-            human_size(limit)
-        ))
+        Self {
+            too_large: true,
+            ..Self::new(format!(
+                "virtual size {} exceeds the limit of {}; upload a smaller disk",
+                human_size(virtual_size),
+                human_size(limit)
+            ))
+        }
+    }
+
+    /// Whether the image was refused for its size alone, not for what it is.
+    pub fn is_too_large(&self) -> bool {
+        self.too_large
     }
 
     /// The sentence shown to the uploader.

@@ -8,7 +8,7 @@
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
@@ -83,6 +83,52 @@ impl BlobError {
     }
 }
 
+/// The operations a [`BlobObserver`] hears of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOp {
+    Check,
+    Head,
+    Delete,
+    /// Starting an upload.
+    Create,
+    /// One chunk of an upload, waiting included while the store is busy.
+    Write,
+    Commit,
+    Abort,
+}
+
+impl BlobOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::Head => "head",
+            Self::Delete => "delete",
+            Self::Create => "create",
+            Self::Write => "write",
+            Self::Commit => "commit",
+            Self::Abort => "abort",
+        }
+    }
+}
+
+/// Told of every operation's duration and outcome, for whoever measures the store (the
+/// server's metrics); the store itself keeps no figures.
+pub trait BlobObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, op: BlobOp, elapsed: Duration, ok: bool);
+}
+
+/// The observer of a store and its writers, if any.
+#[derive(Clone, Debug, Default)]
+struct Observer(Option<Arc<dyn BlobObserver>>);
+
+impl Observer {
+    fn record<T>(&self, op: BlobOp, start: Instant, result: &Result<T, BlobError>) {
+        if let Some(observer) = &self.0 {
+            observer.observe(op, start.elapsed(), result.is_ok());
+        }
+    }
+}
+
 /// What `list` reports about one stored blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobMeta {
@@ -100,6 +146,7 @@ pub struct Blobs {
     /// files from `list`).
     local: Option<Local>,
     description: String,
+    observer: Observer,
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +228,7 @@ impl Blobs {
             store: fs.clone(),
             description: format!("file://{}", root.display()),
             local: Some(Local { root, fs }),
+            observer: Observer::default(),
         })
     }
 
@@ -197,6 +245,7 @@ impl Blobs {
             store,
             local: None,
             description: format!("s3://{bucket}/{prefix}"),
+            observer: Observer::default(),
         })
     }
 
@@ -207,7 +256,14 @@ impl Blobs {
             store,
             local: None,
             description,
+            observer: Observer::default(),
         }
+    }
+
+    /// The same store, with every operation reported to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn BlobObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
     }
 
     /// The underlying store, for reads this type does not wrap.
@@ -219,6 +275,13 @@ impl Blobs {
     /// [`BlobWriter::commit`] succeeds; `max_size` (an upper bound of the blob's size) picks a part
     /// size that the backend can accept.
     pub async fn writer(&self, key: &str, max_size: u64) -> Result<BlobWriter, BlobError> {
+        let start = Instant::now();
+        let writer = self.open_writer(key, max_size).await;
+        self.observer.record(BlobOp::Create, start, &writer);
+        writer
+    }
+
+    async fn open_writer(&self, key: &str, max_size: u64) -> Result<BlobWriter, BlobError> {
         let path = parse_key(key)?;
         let upload = match &self.local {
             Some(local) => {
@@ -241,32 +304,61 @@ impl Blobs {
             inner: Some(upload),
             key: key.to_owned(),
             written: 0,
+            observer: self.observer.clone(),
         })
     }
 
     /// Deletes `key`; deleting a missing key succeeds, so a sweep can race an import's cleanup.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        match self.store.delete(&parse_key(key)?).await {
+        let start = Instant::now();
+        let deleted = match self.store.delete(&parse_key(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.observer.record(BlobOp::Delete, start, &deleted);
+        deleted
     }
 
     /// Asks the store for a listing, so that a missing bucket, wrong credentials or an
     /// unreachable endpoint are found at start-up rather than at the first import. (A HEAD would
-    /// not do: without a body, S3's "no such bucket" looks like "no such key".)
+    /// not do: without a body, S3's "no such bucket" looks like "no such key".) The local
+    /// directory must exist: the next write would recreate a missing one, but everything stored
+    /// would be gone with it.
     pub async fn check(&self) -> Result<(), BlobError> {
+        let start = Instant::now();
+        let checked = self.check_reachable().await;
+        self.observer.record(BlobOp::Check, start, &checked);
+        checked
+    }
+
+    async fn check_reachable(&self) -> Result<(), BlobError> {
+        if let Some(local) = &self.local {
+            let dir_error = |source| BlobError::Directory {
+                path: local.root.clone(),
+                source,
+            };
+            let meta = tokio::fs::metadata(&local.root).await.map_err(dir_error)?;
+            if !meta.is_dir() {
+                return Err(dir_error(std::io::Error::from(
+                    std::io::ErrorKind::NotADirectory,
+                )));
+            }
+            return Ok(());
+        }
         self.store.list_with_delimiter(None).await?;
         Ok(())
     }
 
     /// The size of `key`, or `None` if it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
-        match self.store.head(&parse_key(key)?).await {
+        let start = Instant::now();
+        let found = match self.store.head(&parse_key(key)?).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.observer.record(BlobOp::Head, start, &found);
+        found
     }
 
     /// Every committed blob whose key starts with the path prefix `prefix` (whole segments:
@@ -338,6 +430,7 @@ pub struct BlobWriter {
     inner: Option<Upload>,
     key: String,
     written: u64,
+    observer: Observer,
 }
 
 #[derive(Debug)]
@@ -355,6 +448,13 @@ enum Upload {
 impl BlobWriter {
     /// Appends `chunk`, waiting while the store is busy so memory stays bounded.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        let start = Instant::now();
+        let written = self.write_chunk(chunk).await;
+        self.observer.record(BlobOp::Write, start, &written);
+        written
+    }
+
+    async fn write_chunk(&mut self, chunk: Bytes) -> Result<(), BlobError> {
         let len = chunk.len() as u64;
         match self.inner.as_mut().expect("writer used after commit/abort") {
             Upload::Local(upload) => upload.write(chunk).await.map_err(|e| self.local_error(e))?,
@@ -382,6 +482,13 @@ impl BlobWriter {
     /// Completes the upload: only now does the blob appear under its key (durably, for the local
     /// directory). On failure the upload is aborted.
     pub async fn commit(mut self) -> Result<u64, BlobError> {
+        let start = Instant::now();
+        let committed = self.finish().await;
+        self.observer.record(BlobOp::Commit, start, &committed);
+        committed
+    }
+
+    async fn finish(&mut self) -> Result<u64, BlobError> {
         match self.inner.take().expect("writer used after commit/abort") {
             Upload::Local(upload) => upload.commit().await.map_err(|e| self.local_error(e))?,
             Upload::Multipart { parts, store, path } => {
@@ -402,11 +509,13 @@ impl BlobWriter {
 
     /// Discards the upload and everything written so far.
     pub async fn abort(mut self) -> Result<(), BlobError> {
-        match self.inner.take().expect("writer used after commit/abort") {
-            Upload::Local(upload) => upload.abort().await.map_err(|e| self.local_error(e))?,
-            Upload::Multipart { parts, .. } => parts.abort().await?,
-        }
-        Ok(())
+        let start = Instant::now();
+        let aborted = match self.inner.take().expect("writer used after commit/abort") {
+            Upload::Local(upload) => upload.abort().await.map_err(|e| self.local_error(e)),
+            Upload::Multipart { parts, .. } => parts.abort().await.map_err(BlobError::from),
+        };
+        self.observer.record(BlobOp::Abort, start, &aborted);
+        aborted
     }
 
     fn local_error(&self, source: std::io::Error) -> BlobError {

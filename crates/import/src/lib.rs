@@ -15,7 +15,9 @@ pub mod testing;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use blobs::{image_key, new_attempt_id, BlobError, BlobMeta, BlobWriter, Blobs};
+pub use blobs::{
+    image_key, new_attempt_id, BlobError, BlobMeta, BlobObserver, BlobOp, BlobWriter, Blobs,
+};
 pub use decompress::Compression;
 pub use pipeline::import_image;
 pub use tidepool_formats::DiskFormat;
@@ -118,22 +120,70 @@ pub enum ImportError {
     /// Trying again cannot help: the URL is refused, answered 4xx, or the image is bad, too big or
     /// truncated. The message is for the user, as is.
     #[error("{0}")]
-    Abort(String),
+    Abort(Failure),
     /// Might work later: the network failed after the retries, the body broke off, the blob
     /// store failed, or the import was cancelled. The message is for the user too, should the
     /// server give up.
     #[error("{0}")]
-    Retry(String),
+    Retry(Failure),
+}
+
+/// What went wrong: a message for the user and its kind, for the operator's metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// The kinds of import failure an operator tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The image URL: refused, unreachable, an error status, a stall, a broken-off body.
+    Fetch,
+    /// The bytes are not an image tidepool stores: an unknown or unsafe format, corrupt or
+    /// truncated data.
+    Refused,
+    /// Larger than the limit, decompressed or as the format declares.
+    TooLarge,
+    /// Longer than the import timeout.
+    Timeout,
+    /// Stopped by a shutdown or by the image's deletion: no fault of the image's.
+    Cancelled,
+    /// The blob store or tidepool itself.
+    Internal,
 }
 
 impl ImportError {
+    pub fn abort(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self::Abort(Failure {
+            kind,
+            message: message.into(),
+        })
+    }
+
+    pub fn retry(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self::Retry(Failure {
+            kind,
+            message: message.into(),
+        })
+    }
+
     pub fn message(&self) -> &str {
-        match self {
-            Self::Abort(m) | Self::Retry(m) => m,
-        }
+        &self.failure().message
+    }
+
+    pub fn kind(&self) -> FailureKind {
+        self.failure().kind
     }
 
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Retry(_))
+    }
+
+    fn failure(&self) -> &Failure {
+        match self {
+            Self::Abort(f) | Self::Retry(f) => f,
+        }
     }
 }

@@ -19,14 +19,15 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tidepool_formats::{Inspection, Inspector};
+use tidepool_formats::{Inspection, Inspector, Refusal};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::decompress::{self, ChannelReader, Compression, DecompressError};
 use crate::fetch::{redact, Download, FetchError, Fetcher};
 use crate::{
-    size, BlobError, BlobWriter, Blobs, ImportError, ImportLimits, ImportOutcome, Progress,
+    size, BlobError, BlobWriter, Blobs, FailureKind, ImportError, ImportLimits, ImportOutcome,
+    Progress,
 };
 
 /// Decompressed chunk size: large enough that per-chunk costs vanish, small enough to bound memory.
@@ -51,12 +52,25 @@ enum CpuError {
     #[error("decompressed size exceeds {}", size::in_words(*.0))]
     TooLarge(u64),
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error("internal error while inspecting the image")]
     Panicked,
     /// The uploader stopped taking chunks; its own error says why.
     #[error("the upload stopped")]
     OutputGone,
+}
+
+impl CpuError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            Self::Decompress(DecompressError::InputGone) => FailureKind::Fetch,
+            // The file as served is cut short or corrupt: it is the image that is refused.
+            Self::Refused(refusal) if refusal.is_too_large() => FailureKind::TooLarge,
+            Self::Decompress(_) | Self::Refused(_) => FailureKind::Refused,
+            Self::TooLarge(_) => FailureKind::TooLarge,
+            Self::Panicked | Self::OutputGone => FailureKind::Internal,
+        }
+    }
 }
 
 struct CpuOutput {
@@ -138,14 +152,17 @@ async fn run(
     drop(download);
 
     let failure = if cancel.is_cancelled() {
-        Some(ImportError::Retry(FetchError::Cancelled.to_string()))
+        Some(ImportError::retry(
+            FailureKind::Cancelled,
+            FetchError::Cancelled.to_string(),
+        ))
     } else if let Err(e) = downloaded {
         // First: a broken download also shows up downstream, as a truncated stream.
         Some(fetch_error(e))
     } else if let Err(e) = &processed {
         match e {
             CpuError::OutputGone => None,
-            _ => Some(ImportError::Abort(e.to_string())),
+            _ => Some(ImportError::abort(e.kind(), e.to_string())),
         }
     } else {
         None
@@ -153,7 +170,9 @@ async fn run(
     let failure = failure
         .or_else(|| uploaded.err().map(store_error))
         .or_else(|| {
-            let internal = |what: &str| ImportError::Retry(format!("internal error: {what}"));
+            let internal = |what: &str| {
+                ImportError::retry(FailureKind::Internal, format!("internal error: {what}"))
+            };
             match (&processed, &sha256) {
                 (Err(e), _) => Some(internal(&e.to_string())),
                 (_, Err(_)) => Some(internal("the hash thread failed")),
@@ -303,10 +322,7 @@ fn decompress_and_inspect(
             stage.pass(pool.share(buf, n))?;
         }
     }
-    let inspection = stage
-        .inspector
-        .finish()
-        .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
+    let inspection = stage.inspector.finish().map_err(CpuError::Refused)?;
     Ok(CpuOutput {
         compression,
         inspection,
@@ -329,9 +345,7 @@ impl Stage {
         if self.total > self.max_bytes {
             return Err(CpuError::TooLarge(self.max_bytes));
         }
-        self.inspector
-            .push(&chunk)
-            .map_err(|refusal| CpuError::Refused(refusal.to_string()))?;
+        self.inspector.push(&chunk).map_err(CpuError::Refused)?;
         self.hash_tx
             .send(chunk.clone())
             .map_err(|_| CpuError::OutputGone)?;
@@ -402,17 +416,24 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 fn fetch_error(e: FetchError) -> ImportError {
+    let kind = match e {
+        FetchError::Cancelled => FailureKind::Cancelled,
+        _ => FailureKind::Fetch,
+    };
     if e.is_permanent() {
-        ImportError::Abort(e.to_string())
+        ImportError::abort(kind, e.to_string())
     } else {
-        ImportError::Retry(e.to_string())
+        ImportError::retry(kind, e.to_string())
     }
 }
 
 fn store_error(e: BlobError) -> ImportError {
     // The user is told the cause; the blob key and paths stay in the log.
     tracing::warn!(error = %e, "the blob store failed");
-    ImportError::Retry(format!("could not store the image: {}", e.cause()))
+    ImportError::retry(
+        FailureKind::Internal,
+        format!("could not store the image: {}", e.cause()),
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

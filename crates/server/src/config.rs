@@ -152,6 +152,41 @@ impl Default for HttpArgs {
     }
 }
 
+/// How logs are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (with colours only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// How the server is watched: metrics, request logs, and which proxies to believe about clients.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ObservabilityArgs {
+    /// Serve /metrics (with /healthz and /readyz) on this address, and not on the API listener [default: /metrics on the API listener].
+    #[arg(long, env = "TIDEPOOL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <this>` on /metrics.
+    #[arg(long, env = "TIDEPOOL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Reverse proxies (addresses or networks, e.g. 10.0.0.0/8; repeat or separate with commas) whose X-Forwarded-For names the client in logs and anonymous rate limits.
+    #[arg(long, env = "TIDEPOOL_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// Log format: `text`, or `json` for one JSON object per line (the filter is TIDEPOOL_LOG).
+    #[arg(long, env = "TIDEPOOL_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+/// An address (a network of one) or a network in CIDR notation.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a network such as 10.0.0.0/8"))
+}
+
 /// `tidepool serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -173,6 +208,8 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub import: ImportArgs,
+    #[command(flatten)]
+    pub observability: ObservabilityArgs,
 }
 
 impl ServeArgs {
@@ -198,6 +235,27 @@ impl ServeArgs {
                 sweep_interval_secs: DEFAULT_SWEEP_INTERVAL_SECS,
                 sweep_grace_secs: DEFAULT_SWEEP_GRACE_SECS,
             },
+            observability: ObservabilityArgs::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_network;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert_eq!(
+            parse_network("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_network(" 127.0.0.1 ").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        let err = parse_network("proxy.internal").unwrap_err();
+        assert!(err.contains("\"proxy.internal\""), "{err}");
     }
 }

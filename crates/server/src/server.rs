@@ -27,6 +27,8 @@ pub struct ShutdownReport {
 /// A server that is listening.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
     /// The token created on the very first start, to be shown once.
     pub bootstrap_token: Option<String>,
     pub app: App,
@@ -75,27 +77,66 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         args.rate_limit_per_hour,
         args.rate_limit_per_minute,
     ));
+    let observability = &args.observability;
     let state = HttpState {
         app: app.clone(),
         limiter: limiter.clone(),
         public_url: args.public_url.clone(),
+        trusted_proxies: observability.trusted_proxy.clone().into(),
+        metrics_token_hash: observability
+            .metrics_token
+            .as_deref()
+            .map(crate::auth::token_hash),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match observability.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
 
     let stop = CancellationToken::new();
     let background = BackgroundTasks::start(app.job_storage(), limiter, &args.import, stop.clone());
     let background_tasks = background.names().to_vec();
     tracing::info!(tasks = %background_tasks.join(", "), "background tasks started");
     tracing::info!(%addr, "listening");
+    match metrics_addr {
+        Some(at) => {
+            tracing::info!(%at, token = observability.metrics_token.is_some(), "serving /metrics, /healthz and /readyz on a listener of their own")
+        }
+        None => tracing::info!(
+            token = observability.metrics_token.is_some(),
+            "serving /metrics, /healthz and /readyz on the API listener"
+        ),
+    }
 
     let limits = ServeLimits::from_args(&args.http);
-    let router = http::router(state);
+    let router = http::router(state.clone(), metrics_listener.is_none());
     let http_stop = stop.clone();
     let task = tokio::spawn(async move {
-        serve(listener, router, limits, http_stop).await;
+        let api = serve(listener, router, limits.clone(), http_stop.clone());
+        match metrics_listener {
+            Some(metrics_listener) => {
+                let metrics = serve(
+                    metrics_listener,
+                    http::metrics_router(state),
+                    limits,
+                    http_stop,
+                );
+                tokio::join!(api, metrics);
+            }
+            None => api.await,
+        }
         let tasks_ended = background.shutdown().await;
         tracing::info!(tasks = tasks_ended.len(), "background tasks stopped");
         tracing::info!("stopped");
@@ -103,6 +144,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         bootstrap_token,
         app,
         background_tasks,

@@ -42,6 +42,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub server: RunningServer,
     pub dir: tempfile::TempDir,
+    /// The catalog's URL when it is not the embedded default.
+    pub database_url: Option<String>,
 }
 
 impl TestServer {
@@ -76,6 +78,7 @@ impl TestServer {
         args.rate_limit_per_minute = 0;
         args.import.import_workers = Some(0);
         configure(&mut args);
+        let database_url = args.storage.database_url.clone();
         let server = server::start(args).await.expect("server starts");
         let token = server
             .bootstrap_token
@@ -87,6 +90,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             server,
             dir,
+            database_url,
         }
     }
 

@@ -33,12 +33,13 @@ pub(super) async fn claim(
     let mut tx = pool.begin().await?;
     // SKIP LOCKED: replicas claiming at once each get a different job, without waiting.
     let row = sqlx::query(
-        "UPDATE import_jobs j SET lease_owner = $1, lease_expires_at = $2, attempts = j.attempts + 1 \
+        "UPDATE import_jobs j SET lease_owner = $1, lease_expires_at = $2, attempts = j.attempts + 1, \
+             taken_over_from = j.lease_owner \
          FROM (SELECT image_id FROM import_jobs \
                WHERE lease_expires_at IS NULL OR lease_expires_at <= $3 \
                ORDER BY image_id LIMIT 1 FOR UPDATE SKIP LOCKED) next \
          WHERE j.image_id = next.image_id \
-         RETURNING j.image_id, j.url, j.region, j.attempts",
+         RETURNING j.image_id, j.url, j.region, j.attempts, j.request_id, j.taken_over_from",
     )
     .bind(worker)
     .bind(now + lease_secs)
@@ -53,6 +54,8 @@ pub(super) async fn claim(
         url: row.try_get("url")?,
         region: parse::<Region>("region", row.try_get("region")?)?,
         attempts: row.try_get::<i32, _>("attempts")? as u32,
+        request_id: row.try_get("request_id")?,
+        taken_over_from: row.try_get("taken_over_from")?,
     };
     sqlx::query("UPDATE images SET status = 'pending' WHERE id = $1")
         .bind(job.image_id)

@@ -104,14 +104,18 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT id, account_id, scopes FROM tokens WHERE secret_hash = $1")
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT t.id, t.account_id, a.name, t.scopes FROM tokens t \
+             JOIN accounts a ON a.id = t.account_id WHERE t.secret_hash = $1",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(TokenRecord {
                 token_id: r.try_get("id")?,
                 account: AccountId(r.try_get("account_id")?),
+                account_name: r.try_get("name")?,
                 scopes: parse::<Scopes>("scopes", r.try_get("scopes")?)?,
             })
         })
@@ -231,6 +235,14 @@ impl Catalog for PostgresCatalog {
 
     async fn job_exists(&self, image_id: i64) -> CatalogResult<bool> {
         Shared::job_exists(&self.pool, image_id).await
+    }
+
+    async fn job_queue_stats(&self, now: i64) -> CatalogResult<JobQueueStats> {
+        Shared::job_queue_stats(&self.pool, now).await
+    }
+
+    async fn ping(&self) -> CatalogResult<()> {
+        Shared::ping(&self.pool).await
     }
 
     async fn job_listen(&self) -> CatalogResult<()> {

@@ -125,20 +125,25 @@ impl Catalog for SqliteCatalog {
 
     async fn token_lookup(&self, secret_hash: &str) -> CatalogResult<Option<TokenRecord>> {
         let row = self.readers.with(|conn| {
-            conn.prepare_cached("SELECT id, account_id, scopes FROM tokens WHERE secret_hash = ?1")?
-                .query_row([secret_hash], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .optional()
+            conn.prepare_cached(
+                "SELECT t.id, t.account_id, a.name, t.scopes FROM tokens t \
+                 JOIN accounts a ON a.id = t.account_id WHERE t.secret_hash = ?1",
+            )?
+            .query_row([secret_hash], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .optional()
         })?;
-        row.map(|(token_id, account, scopes)| {
+        row.map(|(token_id, account, account_name, scopes)| {
             Ok(TokenRecord {
                 token_id,
                 account: AccountId(account),
+                account_name,
                 scopes: parse::<Scopes>("scopes", &scopes)?,
             })
         })
@@ -230,11 +235,12 @@ impl Catalog for SqliteCatalog {
         // One UPDATE picks and takes the job; SQLite runs it under its single writer lock, so
         // two workers cannot both see the job as free.
         let row = sqlx::query(
-            "UPDATE import_jobs SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1 \
+            "UPDATE import_jobs SET lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1, \
+                 taken_over_from = lease_owner \
              WHERE image_id = (SELECT image_id FROM import_jobs \
                  WHERE lease_expires_at IS NULL OR lease_expires_at <= ? \
                  ORDER BY image_id LIMIT 1) \
-             RETURNING image_id, url, region, attempts",
+             RETURNING image_id, url, region, attempts, request_id, taken_over_from",
         )
         .bind(worker)
         .bind(now + lease_secs)
@@ -249,6 +255,8 @@ impl Catalog for SqliteCatalog {
             url: row.try_get("url")?,
             region: parse::<Region>("region", row.try_get("region")?)?,
             attempts: row.try_get::<i64, _>("attempts")? as u32,
+            request_id: row.try_get("request_id")?,
+            taken_over_from: row.try_get("taken_over_from")?,
         };
         sqlx::query("UPDATE images SET status = 'pending' WHERE id = ?")
             .bind(job.image_id)
@@ -301,6 +309,14 @@ impl Catalog for SqliteCatalog {
         Shared::job_exists(&self.pool, image_id).await
     }
 
+    async fn job_queue_stats(&self, now: i64) -> CatalogResult<JobQueueStats> {
+        Shared::job_queue_stats(&self.pool, now).await
+    }
+
+    async fn ping(&self) -> CatalogResult<()> {
+        Shared::ping(&self.pool).await
+    }
+
     fn job_queued(&self) -> Arc<tokio::sync::Notify> {
         self.queued.clone()
     }
@@ -345,6 +361,6 @@ mod tests {
                 .fetch_all(&c.pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![1, 2]);
+        assert_eq!(applied[..2], [1, 2], "migration 2 is recorded as applied");
     }
 }

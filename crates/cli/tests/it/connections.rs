@@ -5,111 +5,15 @@
 //! The limits are set through their `TIDEPOOL_…` environment twins, which a server without them
 //! ignores, so that these tests can be run against an older binary to see them fail.
 
+use crate::support::Server;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tidepool_testkit::{free_port, skip, KillOnDrop};
+use tidepool_testkit::skip;
 
 /// A request line and some headers, without the blank line that ends them.
 const HALF_A_REQUEST: &[u8] = b"GET /v2/images HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: app";
-
-struct Server {
-    process: KillOnDrop,
-    addr: SocketAddr,
-    token: String,
-    /// The server's log (stderr), as far as it has come.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// `tidepool serve` with a soft open-file limit of 1,024 (the hard one left as it is), a
-    /// fresh data directory in `dir`, and `env`.
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut child = Command::new("sh")
-            .args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\""])
-            .arg(env!("CARGO_BIN_EXE_tidepool"))
-            .args(["serve", "--listen", &addr.to_string()])
-            .current_dir(dir)
-            .env("TIDEPOOL_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(without_colours(&line));
-            }
-        });
-        let mut process = KillOnDrop(child);
-        let stdout = BufReader::new(process.0.stdout.take().unwrap());
-        let mut token = None;
-        // The first start prints the token, then the address once it listens.
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(t) = line.split_whitespace().find(|w| w.starts_with("dop_v1_")) {
-                token.get_or_insert(t.trim_matches('"').to_owned());
-            }
-            if line.contains("http://") {
-                break;
-            }
-        }
-        let token = token.unwrap_or_else(|| {
-            panic!(
-                "tidepool serve printed no token; its log:\n{}",
-                log.lock().unwrap().join("\n")
-            )
-        });
-        Server {
-            process,
-            addr,
-            token,
-            log,
-        }
-    }
-
-    /// `GET /v2/images` on a connection of its own, answered within 3 s or a panic.
-    fn list_images(&self) {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        let response = client
-            .get(format!("http://{}/v2/images", self.addr))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap_or_else(|err| panic!("no answer from the server: {err}"));
-        assert_eq!(response.status(), 200);
-    }
-
-    fn sigterm(&self) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.process.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-    }
-}
-
-/// `line` without its terminal colour codes (ESC `[` … `m`), which the log has even on a pipe.
-fn without_colours(line: &str) -> String {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
 
 /// The hard open-file limit of processes started from here, if it is a number.
 fn hard_open_file_limit() -> Option<u64> {

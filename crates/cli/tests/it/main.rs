@@ -4,6 +4,7 @@
 mod connections;
 mod crash;
 mod images;
+mod logs;
 mod operator;
 mod replicas;
 mod serve;

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use tidepool_import::{image_key, import_image, ImportError, ImportLimits, Progress};
+use tidepool_import::{
+    image_key, import_image, Failure, FailureKind, ImportError, ImportLimits, Progress,
+};
 use tidepool_testkit::{files_under, free_port};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +54,11 @@ async fn private_addresses_are_refused_by_default() {
     ] {
         let start = Instant::now();
         let err = import(&url, &default_limits()).await.unwrap_err();
-        let ImportError::Abort(msg) = &err else {
+        let ImportError::Abort(Failure {
+            kind: FailureKind::Fetch,
+            message: msg,
+        }) = &err
+        else {
             panic!("{url}: {err:?}")
         };
         assert!(msg.contains("which is not allowed"), "{url}: {msg}");
@@ -68,9 +74,9 @@ async fn names_resolving_to_private_addresses_are_refused() {
     let err = import(&url, &default_limits()).await.unwrap_err();
     assert_eq!(
         err,
-        ImportError::Abort(
+        ImportError::abort(
+            FailureKind::Fetch,
             "the image URL's host resolves only to non-public addresses, which are not allowed"
-                .into()
         )
     );
     // The same URL is fine where private networks are allowed.
@@ -87,15 +93,16 @@ async fn only_http_and_https() {
         let err = import(url, &test_limits()).await.unwrap_err();
         assert_eq!(
             err,
-            ImportError::Abort(format!(
-                "only http and https image URLs are accepted, not {scheme}:"
-            ))
+            ImportError::abort(
+                FailureKind::Fetch,
+                format!("only http and https image URLs are accepted, not {scheme}:")
+            )
         );
     }
     let err = import("not a url", &test_limits()).await.unwrap_err();
     assert_eq!(
         err,
-        ImportError::Abort("the image URL is not a valid URL".into())
+        ImportError::abort(FailureKind::Fetch, "the image URL is not a valid URL")
     );
 }
 
@@ -116,7 +123,10 @@ async fn five_redirects_are_followed_six_are_not() {
     .unwrap_err();
     assert_eq!(
         err,
-        ImportError::Abort("the image URL redirected more than 5 times".into())
+        ImportError::abort(
+            FailureKind::Fetch,
+            "the image URL redirected more than 5 times"
+        )
     );
 }
 
@@ -132,7 +142,7 @@ async fn server_errors_are_retried() {
         .unwrap_err();
     assert_eq!(
         err,
-        ImportError::Retry("HTTP 503 from the image URL".into())
+        ImportError::retry(FailureKind::Fetch, "HTTP 503 from the image URL")
     );
 }
 
@@ -145,14 +155,14 @@ async fn client_errors_abort_at_once() {
         .unwrap_err();
     assert_eq!(
         err,
-        ImportError::Abort("HTTP 404 from the image URL".into())
+        ImportError::abort(FailureKind::Fetch, "HTTP 404 from the image URL")
     );
     let err = import(&format!("http://{addr}/status/403"), &test_limits())
         .await
         .unwrap_err();
     assert_eq!(
         err,
-        ImportError::Abort("HTTP 403 from the image URL".into())
+        ImportError::abort(FailureKind::Fetch, "HTTP 403 from the image URL")
     );
     assert!(start.elapsed() < Duration::from_secs(1));
 }
@@ -164,7 +174,11 @@ async fn unreachable_after_retries() {
     let err = import(&format!("http://127.0.0.1:{port}/disk.raw"), &test_limits())
         .await
         .unwrap_err();
-    let ImportError::Retry(msg) = &err else {
+    let ImportError::Retry(Failure {
+        kind: FailureKind::Fetch,
+        message: msg,
+    }) = &err
+    else {
         panic!("{err:?}")
     };
     assert!(

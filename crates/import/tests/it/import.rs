@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidepool_import::{
-    image_key, import_image, Compression, DiskFormat, ImportError, ImportLimits, Progress,
+    image_key, import_image, Compression, DiskFormat, Failure, FailureKind, ImportError,
+    ImportLimits, Progress,
 };
 use tidepool_testkit::{files_under, qemu_info, sha256_hex};
 use tokio_util::sync::CancellationToken;
@@ -122,7 +123,7 @@ async fn size_limit_on_the_decompressed_stream() {
         let (_dir, res) = import(&format!("http://{addr}/files/{name}"), &limits).await;
         assert_eq!(
             res.unwrap_err(),
-            ImportError::Abort("decompressed size exceeds 1 MiB".into()),
+            ImportError::abort(FailureKind::TooLarge, "decompressed size exceeds 1 MiB"),
             "{name}"
         );
     }
@@ -137,7 +138,11 @@ async fn inspector_refusal_aborts() {
         ..test_limits()
     };
     let (_dir, res) = import(&format!("http://{addr}/files/huge.qcow2"), &limits).await;
-    let Err(ImportError::Abort(msg)) = &res else {
+    let Err(ImportError::Abort(Failure {
+        kind: FailureKind::TooLarge,
+        message: msg,
+    })) = &res
+    else {
         panic!("{res:?}")
     };
     assert!(msg.starts_with("virtual size 64 GiB exceeds"), "{msg}");
@@ -149,7 +154,10 @@ async fn truncated_gzip_file_is_reported_as_truncated() {
     let (_dir, res) = import(&format!("http://{addr}/files/cut.raw.gz"), &test_limits()).await;
     assert_eq!(
         res.unwrap_err(),
-        ImportError::Abort("gzip stream ends early: the download was truncated".into())
+        ImportError::abort(
+            FailureKind::Refused,
+            "gzip stream ends early: the download was truncated"
+        )
     );
 }
 
@@ -179,7 +187,10 @@ async fn stall_ends_with_a_clear_error() {
     let (_dir, res) = import(&format!("http://{addr}/stall/disk.raw"), &limits).await;
     assert_eq!(
         res.unwrap_err(),
-        ImportError::Retry("the image URL stopped sending data for 0.5 seconds".into())
+        ImportError::retry(
+            FailureKind::Fetch,
+            "the image URL stopped sending data for 0.5 seconds"
+        )
     );
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -226,7 +237,7 @@ async fn cancellation_mid_download_leaves_nothing() {
     );
     assert_eq!(
         res.unwrap_err(),
-        ImportError::Retry("the import was cancelled".into())
+        ImportError::retry(FailureKind::Cancelled, "the import was cancelled")
     );
     assert_eq!(blobs.head(&key).await.unwrap(), None);
     assert_nothing_stored(dir.path());

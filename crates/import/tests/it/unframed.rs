@@ -2,7 +2,7 @@
 //! so a server that dies halfway delivers what looks like a whole file. The inspector must tell
 //! from the image's own tables that it is not.
 
-use tidepool_import::{image_key, import_image, ImportError, Progress};
+use tidepool_import::{image_key, import_image, Failure, FailureKind, ImportError, Progress};
 use tidepool_testkit::files_under;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,11 @@ async fn half_an_image_sent_without_a_length_is_refused_as_truncated() {
             Ok(o) => panic!("{format}: half the image was stored as {o:?}"),
             Err(e) => e,
         };
-        let ImportError::Abort(message) = &err else {
+        let ImportError::Abort(Failure {
+            kind: FailureKind::Refused,
+            message,
+        }) = &err
+        else {
             panic!("{format}: {err:?}");
         };
         assert!(

@@ -10,11 +10,16 @@ use tidepool_api::{Scope, Scopes};
 use tidepool_catalog::{AccountId, TokenRecord};
 
 /// An authenticated caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account: AccountId,
+    /// For request logs; the token itself is never logged.
+    pub account_name: String,
     pub token_id: i64,
     pub scopes: Scopes,
+    /// The request this caller makes, recorded with the jobs it queues so that their log lines
+    /// lead back to it.
+    pub request_id: Option<String>,
 }
 
 impl Caller {
@@ -62,8 +67,12 @@ impl TokenCache {
 }
 
 impl App {
-    /// The caller a bearer token stands for.
-    pub async fn authenticate(&self, secret: &str) -> AppResult<Caller> {
+    /// The caller a bearer token stands for, making request `request_id`.
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+        request_id: Option<String>,
+    ) -> AppResult<Caller> {
         let hash = auth::token_hash(secret);
         let record = match self.inner.tokens.get(&hash) {
             Some(record) => record,
@@ -76,8 +85,10 @@ impl App {
         let record = record.ok_or(Error::Unauthenticated)?;
         Ok(Caller {
             account: record.account,
+            account_name: record.account_name,
             token_id: record.token_id,
             scopes: record.scopes,
+            request_id,
         })
     }
 

@@ -86,6 +86,7 @@ impl App {
             job: Some(NewJob {
                 url,
                 region: create.region,
+                request_id: caller.request_id.clone(),
             }),
         };
         let record = self.catalog().image_insert(new).await?;

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub mod error;
+mod health;
 mod images;
 mod public_images;
 pub mod rate_limit;
@@ -10,10 +11,12 @@ mod validate;
 
 pub use accounts::Caller;
 pub use error::{AppResult, Error};
+pub use health::{Check, Readiness};
 pub use images::{ImagePage, ListParams};
 pub use public_images::{PublicImageChanges, PublicImageEntry, PublicImageNew};
 
 use crate::jobs::{JobStorage, RunningImports, SweepReport};
+use crate::metrics::{MeteredCatalog, Metrics};
 use std::sync::Arc;
 use std::time::Duration;
 use tidepool_catalog::Catalog;
@@ -30,18 +33,23 @@ pub struct App {
 struct Inner {
     storage: JobStorage,
     tokens: accounts::TokenCache,
+    readiness: health::ReadinessCache,
 }
 
 impl App {
+    /// The application over `catalog` and `blobs`, both measured by the metrics it keeps.
     pub fn new(catalog: Arc<dyn Catalog>, blobs: Blobs) -> Self {
+        let metrics = Metrics::new();
         let storage = JobStorage {
-            catalog,
-            blobs,
+            catalog: MeteredCatalog::wrap(catalog, metrics.clone()),
+            blobs: blobs.with_observer(metrics.clone()),
             running: Arc::new(RunningImports::default()),
+            metrics,
         };
         let inner = Inner {
             storage,
             tokens: accounts::TokenCache::default(),
+            readiness: health::ReadinessCache::default(),
         };
         App {
             inner: Arc::new(inner),
@@ -54,6 +62,10 @@ impl App {
 
     pub fn blobs(&self) -> &Blobs {
         &self.inner.storage.blobs
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.storage.metrics
     }
 
     pub fn running_imports(&self) -> &RunningImports {

@@ -1,23 +1,21 @@
-//! What every request passes through: a request id, authentication and the rate limit, and the
-//! headers DigitalOcean puts on every answer.
+//! What every API request passes through: authentication and the rate limit, and the headers
+//! DigitalOcean puts on every answer.
 
 use super::error::{Error, REQUEST_ID};
+use super::observe::{AccountName, ClientAddr};
 use super::HttpState;
 use crate::app::{self, unix_now};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
-use tracing::Instrument;
 
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The secret of `Authorization: Bearer …` (the scheme is case-insensitive, as in RFC 7235).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, secret) = value.split_once(' ')?;
     let secret = secret.trim();
@@ -25,62 +23,50 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let id_header = HeaderValue::from_str(&request_id).ok();
-    // Every log line of the request, the application's and the importer's queueing included,
-    // carries its id.
-    let span = tracing::info_span!("request", request_id = %request_id);
-    REQUEST_ID
-        .scope(
-            request_id,
-            async move {
-                let caller = match bearer(request.headers()) {
-                    Some(secret) => state.app.authenticate(secret).await,
-                    None => Err(app::Error::Unauthenticated),
-                };
-                // Requests without a valid token are limited per client address, which also
-                // slows down anyone guessing tokens.
-                let key = match &caller {
-                    Ok(c) => format!("token:{}", c.token_id),
-                    Err(_) => {
-                        let peer = request
-                            .extensions()
-                            .get::<ConnectInfo<SocketAddr>>()
-                            .map(|c| c.0.ip());
-                        format!(
-                            "anonymous:{}",
-                            peer.map(|ip| ip.to_string()).unwrap_or_default()
-                        )
-                    }
-                };
-                let verdict = state.limiter.check(&key, unix_now());
-                let mut response = if !verdict.allowed {
-                    Error::RateLimited {
-                        retry_after_secs: verdict.retry_after,
-                    }
-                    .into_response()
-                } else {
-                    match caller {
-                        Ok(caller) => {
-                            request.extensions_mut().insert(caller);
-                            next.run(request).await
-                        }
-                        Err(err) => Error::from(err).into_response(),
-                    }
-                };
-                let headers = response.headers_mut();
-                headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(verdict.limit));
-                headers.insert(
-                    RATELIMIT_REMAINING.clone(),
-                    HeaderValue::from(verdict.remaining),
-                );
-                headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
-                if let Some(id) = id_header {
-                    headers.insert(REQUEST_ID_HEADER.clone(), id);
-                }
-                response
+    let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+    let caller = match bearer(request.headers()) {
+        Some(secret) => state.app.authenticate(secret, request_id).await,
+        None => Err(app::Error::Unauthenticated),
+    };
+    // Requests without a valid token are limited per client address, which also slows down
+    // anyone guessing tokens.
+    let key = match &caller {
+        Ok(c) => format!("token:{}", c.token_id),
+        Err(_) => {
+            let client = request.extensions().get::<ClientAddr>().and_then(|c| c.0);
+            format!(
+                "anonymous:{}",
+                client.map(|ip| ip.to_string()).unwrap_or_default()
+            )
+        }
+    };
+    let verdict = state.limiter.check(&key, unix_now());
+    let mut account = None;
+    let mut response = if !verdict.allowed {
+        state.app.metrics().rate_limited();
+        Error::RateLimited {
+            retry_after_secs: verdict.retry_after,
+        }
+        .into_response()
+    } else {
+        match caller {
+            Ok(caller) => {
+                account = Some(AccountName(caller.account_name.clone()));
+                request.extensions_mut().insert(caller);
+                next.run(request).await
             }
-            .instrument(span),
-        )
-        .await
+            Err(err) => Error::from(err).into_response(),
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(verdict.limit));
+    headers.insert(
+        RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(verdict.remaining),
+    );
+    headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
+    if let Some(account) = account {
+        response.extensions_mut().insert(account);
+    }
+    response
 }

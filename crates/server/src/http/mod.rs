@@ -1,9 +1,12 @@
-//! The HTTP face of the application: routes, the request gate, parameters and errors.
+//! The HTTP face of the application: routes, the request log and metrics, the request gate,
+//! parameters and errors.
 
 pub mod error;
 mod extract;
 mod gate;
 mod images;
+pub mod observe;
+mod ops;
 mod params;
 pub mod serve;
 
@@ -24,6 +27,10 @@ pub struct HttpState {
     pub limiter: Arc<RateLimiter>,
     /// The absolute base of pagination links; derived from the Host header when not set.
     pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The hash of the token `/metrics` requires, if it requires one.
+    pub metrics_token_hash: Option<String>,
 }
 
 impl HttpState {
@@ -50,8 +57,10 @@ impl HttpState {
     }
 }
 
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// The API, with `/healthz` and `/readyz` beside it, and `/metrics` too unless it has a listener
+/// of its own (`metrics_here`).
+pub fn router(state: HttpState, metrics_here: bool) -> Router {
+    let api = Router::new()
         .route(
             "/v2/images",
             get(images::image_list).post(images::image_create),
@@ -70,6 +79,34 @@ pub fn router(state: HttpState) -> Router {
         .fallback(images::not_found)
         .method_not_allowed_fallback(images::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), gate::gate))
+        .layer(middleware::from_fn_with_state(state.clone(), gate::gate));
+    let mut ops = probes();
+    if metrics_here {
+        ops = ops.route("/metrics", get(ops::metrics));
+    }
+    // After the gate: the operator's endpoints need no token and are not rate limited. The
+    // request log and metrics cover everything, so they wrap the whole router.
+    api.merge(ops)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
+}
+
+/// The metrics listener's router (`--metrics-listen`): `/metrics` and the probes only.
+pub fn metrics_router(state: HttpState) -> Router {
+    probes()
+        .route("/metrics", get(ops::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+fn probes() -> Router<HttpState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
 }

@@ -10,6 +10,7 @@ pub use registry::RunningImports;
 pub use sweep::{run_sweeper, sweep_once, SweepReport};
 pub use worker::{Worker, WorkerConfig};
 
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use tidepool_catalog::Catalog;
 use tidepool_import::Blobs;
@@ -21,6 +22,7 @@ pub struct JobStorage {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Blobs,
     pub running: Arc<RunningImports>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Unix seconds now.

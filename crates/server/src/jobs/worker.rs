@@ -3,12 +3,20 @@
 //! dies simply stops renewing; another takes the job over once the lease runs out.
 
 use super::{unix_now, JobStorage};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::metrics::FailureLabel;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tidepool_catalog::{CatalogResult, ImportJob, JobProgress, JobResult};
-use tidepool_import::{image_key, import_image, ImportError, ImportLimits, Progress};
+use tidepool_import::{image_key, import_image, FailureKind, ImportError, ImportLimits, Progress};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The `kind` label of imports in the metrics.
+const IMPORT: &str = "import";
+/// Progress is logged each time another tenth of the announced size has arrived, or, when the
+/// size is unknown, another GiB.
+const PROGRESS_STEP_UNKNOWN_TOTAL: u64 = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -82,7 +90,16 @@ impl Worker {
                 .job_claim(&self.id, secs(self.config.lease), unix_now())
                 .await
             {
-                Ok(Some(job)) => self.import(job, &shutdown).await,
+                Ok(Some(job)) => {
+                    // Every line of the import, the importer's own included, names the image
+                    // and the request that created it.
+                    let span = tracing::info_span!(
+                        "import",
+                        image_id = job.image_id,
+                        request_id = job.request_id.as_deref().unwrap_or("")
+                    );
+                    self.import(job, &shutdown).instrument(span).await
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = queued.notified() => {}
@@ -113,9 +130,19 @@ impl Worker {
             job.image_id as u64,
             &tidepool_import::blobs::new_attempt_id(),
         );
-        tracing::info!(image_id = job.image_id, attempt = job.attempts, worker = %self.id, "import started");
+        let metrics = &self.storage.metrics;
+        metrics.job_started(IMPORT, job.taken_over_from.is_some());
+        let _running = metrics.job_running(IMPORT);
+        match &job.taken_over_from {
+            Some(previous) => tracing::info!(
+                attempt = job.attempts, worker = %self.id, previous_worker = %previous,
+                "import claimed: taken over after the previous worker's lease ran out"
+            ),
+            None => tracing::info!(attempt = job.attempts, worker = %self.id, "import claimed"),
+        }
 
         let lost = Arc::new(AtomicBool::new(false));
+        let counted = Arc::new(CountedBytes::default());
         let heartbeat = tokio::spawn({
             let (catalog, progress, lost, cancel) = (
                 catalog.clone(),
@@ -124,6 +151,8 @@ impl Worker {
                 cancel.clone(),
             );
             let (id, worker, lease) = (job.image_id, self.id.clone(), self.config.lease);
+            let (metrics, counted) = (metrics.clone(), counted.clone());
+            let mut logged = ProgressLog::default();
             async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
@@ -131,6 +160,8 @@ impl Worker {
                         bytes_read: progress.bytes_read(),
                         bytes_total: progress.bytes_total(),
                     };
+                    metrics.job_bytes(IMPORT, counted.up_to(now.bytes_read));
+                    logged.log_if_further(now);
                     match catalog
                         .job_heartbeat(id, &worker, secs(lease), unix_now(), now)
                         .await
@@ -146,6 +177,7 @@ impl Worker {
                     }
                 }
             }
+            .in_current_span()
         });
         let run = import_image(
             &job.url,
@@ -165,12 +197,15 @@ impl Worker {
                 } else {
                     format!("{} minutes", limit / 60)
                 };
-                Err(ImportError::Abort(format!(
-                    "the import took longer than {limit} and was stopped"
-                )))
+                Err(ImportError::abort(
+                    FailureKind::Timeout,
+                    format!("the import took longer than {limit} and was stopped"),
+                ))
             }
         };
         heartbeat.abort();
+        // The heartbeat counted the bytes up to its last beat; the rest are counted here.
+        metrics.job_bytes(IMPORT, counted.up_to(progress.bytes_read()));
         self.record(&job, &key, result, lost.load(Ordering::SeqCst), shutdown)
             .await;
     }
@@ -184,6 +219,7 @@ impl Worker {
         shutdown: &CancellationToken,
     ) {
         let catalog = &self.storage.catalog;
+        let metrics = &self.storage.metrics;
         let id = job.image_id;
         let recorded = match result {
             Ok(outcome) => {
@@ -196,7 +232,13 @@ impl Worker {
                     blob_key: outcome.blob_key,
                 };
                 let held = !lost && written(id, catalog.job_complete(id, &self.id, &done).await);
-                if !held {
+                if held {
+                    metrics.job_completed(IMPORT);
+                    tracing::info!(
+                        stored_bytes = outcome.stored_bytes,
+                        "import completed: the image is available"
+                    );
+                } else {
                     // Nobody will ever point at these bytes: the image is gone or the job
                     // belongs to another worker now.
                     if let Err(err) = self.storage.blobs.delete(key).await {
@@ -206,10 +248,10 @@ impl Worker {
                 held
             }
             Err(_) if lost => false,
-            Err(ImportError::Retry(message)) if shutdown.is_cancelled() => {
+            Err(ImportError::Retry(failure)) if shutdown.is_cancelled() => {
                 tracing::info!(
                     image_id = id,
-                    "shutting down: import goes back to the queue ({message})"
+                    "shutting down: import goes back to the queue ({failure})"
                 );
                 written(
                     id,
@@ -218,18 +260,21 @@ impl Worker {
                         .await,
                 )
             }
-            Err(ImportError::Retry(message)) if job.attempts < self.config.max_attempts => {
+            Err(ImportError::Retry(failure)) if job.attempts < self.config.max_attempts => {
                 let backoff = retry_backoff_secs(job.attempts);
+                let reason = FailureLabel::from(failure.kind);
                 tracing::warn!(
                     image_id = id,
                     attempt = job.attempts,
                     backoff_secs = backoff,
-                    "import will be retried: {message}"
+                    reason = reason.as_str(),
+                    "import will be retried: {failure}"
                 );
+                metrics.job_retried(IMPORT, reason);
                 written(
                     id,
                     catalog
-                        .job_release(id, &self.id, unix_now() + backoff, &message)
+                        .job_release(id, &self.id, unix_now() + backoff, &failure.message)
                         .await,
                 )
             }
@@ -237,12 +282,62 @@ impl Worker {
                 let failed = JobResult::Failed {
                     message: err.message().to_owned(),
                 };
-                tracing::warn!(image_id = id, "import failed: {}", err.message());
-                written(id, catalog.job_complete(id, &self.id, &failed).await)
+                let reason = FailureLabel::from(err.kind());
+                tracing::warn!(
+                    image_id = id,
+                    reason = reason.as_str(),
+                    "import failed: {}",
+                    err.message()
+                );
+                let held = written(id, catalog.job_complete(id, &self.id, &failed).await);
+                if held {
+                    metrics.job_failed(IMPORT, reason);
+                }
+                held
             }
         };
         if !recorded {
             tracing::info!(image_id = id, worker = %self.id, "import result not recorded: the job is no longer ours");
+        }
+    }
+}
+
+/// The bytes of one import already added to the metrics, so that the heartbeat and the end of
+/// the import each add only what is new.
+#[derive(Default)]
+struct CountedBytes(AtomicU64);
+
+impl CountedBytes {
+    /// How many bytes are new now that `read` have been read.
+    fn up_to(&self, read: u64) -> u64 {
+        read.saturating_sub(self.0.fetch_max(read, Ordering::Relaxed))
+    }
+}
+
+/// Where the import's progress was last logged.
+#[derive(Default)]
+struct ProgressLog {
+    step: u64,
+}
+
+impl ProgressLog {
+    fn log_if_further(&mut self, now: JobProgress) {
+        let step = match now.bytes_total {
+            Some(total) => now.bytes_read.saturating_mul(10) / total.max(1),
+            None => now.bytes_read / PROGRESS_STEP_UNKNOWN_TOTAL,
+        };
+        if step <= self.step {
+            return;
+        }
+        self.step = step;
+        match now.bytes_total {
+            Some(total) => tracing::info!(
+                bytes_read = now.bytes_read,
+                bytes_total = total,
+                percent = (step * 10).min(100),
+                "import progress"
+            ),
+            None => tracing::info!(bytes_read = now.bytes_read, "import progress"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod api_list;
 mod contract;
 mod images;
 mod lifecycle;
+mod operations;
 mod reliability;
 mod replicas;
 mod s3;

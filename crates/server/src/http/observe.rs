@@ -1,0 +1,286 @@
+//! What every request leaves behind for the operator: a request id (the `X-Request-Id` header,
+//! error bodies, and every log line of the request), one log line when its response has been
+//! sent, and its count, latency and bytes in the metrics.
+//!
+//! The line and the figures are written when the response body is done (or dropped because the
+//! client went away), not when the handler returns: a streamed body's time and size are then the
+//! real ones. Labels and the logged route are the route template (`/v2/images/{image_id}`),
+//! never the path, which carries ids.
+
+use super::error::REQUEST_ID;
+use super::HttpState;
+use crate::metrics::Metrics;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as _, Frame, SizeHint};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tracing::Instrument;
+
+static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The route of requests that matched none: one label for every unknown path.
+const UNMATCHED: &str = "unmatched";
+
+/// The client a request comes from: the peer, or the address a trusted proxy forwarded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+/// The account a request was made as, put on the response by the gate for the log line.
+#[derive(Debug, Clone)]
+pub struct AccountName(pub String);
+
+/// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
+/// rightmost address of `X-Forwarded-For` that is not itself a trusted proxy (addresses further
+/// left were written by the client and prove nothing).
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer_ip = peer?;
+    if !is_trusted(&peer_ip) {
+        return Some(peer_ip);
+    }
+    let mut client = peer_ip;
+    // Several headers count as one list, in order (RFC 9110, 5.3).
+    let hops = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // A hop that is not an address cannot be trusted further.
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+fn method_label(method: &Method) -> &'static str {
+    // Unknown methods share one label, so that no client can add series.
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Probes and scrapes come every few seconds from machines, not people: their lines are at
+/// debug level so that the request log stays about the API.
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
+        Some(path) => path.as_str().into(),
+        None => UNMATCHED.into(),
+    };
+    let method = method_label(request.method());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = client_address(peer, request.headers(), &state.trusted_proxies);
+    request.extensions_mut().insert(ClientAddr(client));
+
+    // Every log line of the request, the application's and the importer's queueing included,
+    // carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), next.run(request).instrument(span))
+        .await;
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER.clone(), id);
+    }
+    let account = response.extensions_mut().remove::<AccountName>();
+    let record = RequestRecord {
+        start,
+        request_id,
+        method,
+        route,
+        status: response.status().as_u16(),
+        account: account.map(|a| a.0),
+        client,
+        metrics: state.app.metrics().clone(),
+    };
+    response.map(|body| {
+        Body::new(LoggedBody {
+            inner: body,
+            sent: 0,
+            complete: false,
+            record: Some(record),
+        })
+    })
+}
+
+/// What the request's log line and metrics say, once its body is done.
+struct RequestRecord {
+    start: Instant,
+    request_id: String,
+    method: &'static str,
+    route: Arc<str>,
+    status: u16,
+    account: Option<String>,
+    client: Option<IpAddr>,
+    metrics: Arc<Metrics>,
+}
+
+impl RequestRecord {
+    fn finish(self, sent: u64, complete: bool) {
+        let elapsed = self.start.elapsed();
+        self.metrics
+            .http_request(&self.route, self.method, self.status, elapsed, sent);
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let account = self.account.as_deref().unwrap_or("-");
+        let client = self.client.map(|ip| ip.to_string());
+        let client = client.as_deref().unwrap_or("-");
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "tidepool::request",
+                    request_id = %self.request_id,
+                    method = self.method,
+                    route = &*self.route,
+                    status = self.status,
+                    duration_ms = format_args!("{duration_ms:.3}"),
+                    bytes = sent,
+                    account,
+                    client,
+                    complete,
+                    "request"
+                )
+            };
+        }
+        if is_probe(&self.route) {
+            line!(debug);
+        } else {
+            line!(info);
+        }
+    }
+}
+
+/// The response body, counted as it is sent; the request is recorded when it is dropped.
+struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    /// Whether the body ended rather than being dropped halfway (the client went away).
+    complete: bool,
+    record: Option<RequestRecord>,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                // hyper stops polling a body that says it has ended.
+                if self.inner.is_end_stream() {
+                    self.complete = true;
+                }
+            }
+            Poll::Ready(None) => self.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // An empty body (204, HEAD) is never polled: it is complete all the same.
+        let complete = self.complete || self.inner.is_end_stream();
+        if let Some(record) = self.record.take() {
+            record.finish(self.sent, complete);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append(&X_FORWARDED_FOR, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let spoofed = headers(&["203.0.113.9"]);
+        assert_eq!(
+            client_address(Some(ip("198.51.100.7")), &spoofed, &trusted),
+            Some(ip("198.51.100.7")),
+            "an untrusted peer's X-Forwarded-For is ignored"
+        );
+        assert_eq!(
+            client_address(Some(ip("10.1.2.3")), &spoofed, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // The client wrote the leftmost entry itself; the first untrusted hop from the right is
+        // the one the proxies saw.
+        let chain = headers(&["1.1.1.1, 198.51.100.7", "10.9.9.9"]);
+        assert_eq!(
+            client_address(Some(ip("10.1.2.3")), &chain, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_address(Some(ip("10.1.2.3")), &headers(&["garbage"]), &trusted),
+            Some(ip("10.1.2.3")),
+            "an unparsable hop stops the walk at the proxy"
+        );
+        assert_eq!(
+            client_address(Some(ip("10.1.2.3")), &HeaderMap::new(), &[]),
+            Some(ip("10.1.2.3")),
+            "with no trusted proxy the peer is the client"
+        );
+    }
+}
