@@ -95,10 +95,8 @@ fn is_probe(route: &str) -> bool {
 pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
-        Some(path) => path.as_str().into(),
-        None => UNMATCHED.into(),
-    };
+    // A clone of the router's own template (a reference count), not a copy of the string.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
     let peer = request
         .extensions()
@@ -142,7 +140,7 @@ struct RequestRecord {
     start: Instant,
     request_id: String,
     method: &'static str,
-    route: Arc<str>,
+    route: Option<MatchedPath>,
     status: u16,
     account: Option<String>,
     client: Option<IpAddr>,
@@ -152,8 +150,9 @@ struct RequestRecord {
 impl RequestRecord {
     fn finish(self, sent: u64, complete: bool) {
         let elapsed = self.start.elapsed();
+        let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
         self.metrics
-            .http_request(&self.route, self.method, self.status, elapsed, sent);
+            .http_request(route, self.method, self.status, elapsed, sent);
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let account = self.account.as_deref().unwrap_or("-");
         let client = self.client.map(|ip| ip.to_string());
@@ -164,7 +163,7 @@ impl RequestRecord {
                     target: "tidepool::request",
                     request_id = %self.request_id,
                     method = self.method,
-                    route = &*self.route,
+                    route,
                     status = self.status,
                     duration_ms = format_args!("{duration_ms:.3}"),
                     bytes = sent,
@@ -175,7 +174,7 @@ impl RequestRecord {
                 )
             };
         }
-        if is_probe(&self.route) {
+        if is_probe(route) {
             line!(debug);
         } else {
             line!(info);
