@@ -123,6 +123,21 @@ async fn an_import_interrupted_by_sigkill_finishes_after_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The restarted server took the job over from the killed one's expired lease, and says so.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tidepool_job_lease_takeovers_total{kind=\"import\"} 1"),
+        "one lease takeover counted:\n{metrics}"
+    );
     drop(second);
     assert_eq!(image["status"], "available", "{image}");
 

@@ -63,7 +63,7 @@ pub async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Resp
     let metrics = state.app.metrics();
     // The queue is the catalog's, shared by every replica: read when scraped rather than kept.
     match state.app.catalog().job_queue_stats(unix_now()).await {
-        Ok(stats) => metrics.set_jobs_queued("import", stats.queued),
+        Ok(stats) => metrics.set_jobs_queued(crate::metrics::IMPORT, stats.queued),
         Err(err) => tracing::debug!("metrics: cannot count queued jobs: {err}"),
     }
     ([(header::CONTENT_TYPE, EXPOSITION_TYPE)], metrics.encode()).into_response()

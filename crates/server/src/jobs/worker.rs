@@ -3,7 +3,7 @@
 //! dies simply stops renewing; another takes the job over once the lease runs out.
 
 use super::{unix_now, JobStorage};
-use crate::metrics::FailureLabel;
+use crate::metrics::{FailureLabel, IMPORT};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,6 @@ use tidepool_import::{image_key, import_image, FailureKind, ImportError, ImportL
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// The `kind` label of imports in the metrics.
-const IMPORT: &str = "import";
 /// Progress is logged each time another tenth of the announced size has arrived, or, when the
 /// size is unknown, another GiB.
 const PROGRESS_STEP_UNKNOWN_TOTAL: u64 = 1 << 30;

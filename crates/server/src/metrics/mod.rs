@@ -86,8 +86,10 @@ impl From<tidepool_import::FailureKind> for FailureLabel {
     }
 }
 
+/// The `kind` label of imports.
+pub const IMPORT: &str = "import";
 /// The kinds of job, as the `kind` label has them (transfers join imports with #12).
-pub const JOB_KINDS: [&str; 1] = ["import"];
+pub const JOB_KINDS: [&str; 1] = [IMPORT];
 
 pub struct Metrics {
     registry: Registry,

@@ -20,7 +20,7 @@ async fn importing_server(
     .await
 }
 
-async fn create(s: &TestServer, url: &str) -> u64 {
+pub(crate) async fn create(s: &TestServer, url: &str) -> u64 {
     let body = json!({"name": "imported", "url": url, "region": "fra1", "distribution": "Debian"});
     let r = s
         .req(Method::POST, "/v2/images")

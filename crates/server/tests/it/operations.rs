@@ -1,9 +1,9 @@
 //! What an operator watches: `/metrics` after a known sequence of requests and imports, a real
 //! Prometheus scraping it, and `/readyz` following the catalog and the blob store.
 
+use crate::api_import::create;
 use crate::images::serve;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tidepool_api::ImageStatus;
@@ -41,20 +41,6 @@ async fn scrape(s: &TestServer) -> String {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     r.text().await.unwrap()
-}
-
-async fn create(s: &TestServer, url: &str) -> u64 {
-    let body = json!({"name": "watched", "url": url, "region": "nyc3"});
-    let r = s
-        .req(Method::POST, "/v2/images")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["image"]["id"]
-        .as_u64()
-        .unwrap()
 }
 
 /// Waits for the import's end without requests of its own: the test counts the requests.
@@ -206,7 +192,7 @@ async fn metrics_count_the_requests_and_imports_that_happened(backend: Backend) 
 
 async fn rate_limited_answers_are_counted(backend: Backend) {
     let s = TestServer::start_on(backend, |a| a.rate_limit_per_minute = 3).await;
-    let statuses: Vec<u16> = futures_statuses(&s, 5).await;
+    let statuses: Vec<u16> = list_statuses(&s, 5).await;
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
     let m = samples(&scrape(&s).await);
     assert_eq!(value(&m, "tidepool_http_rate_limited_total"), 2.0);
@@ -229,7 +215,7 @@ async fn rate_limited_answers_are_counted(backend: Backend) {
     );
 }
 
-async fn futures_statuses(s: &TestServer, n: usize) -> Vec<u16> {
+async fn list_statuses(s: &TestServer, n: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
     for _ in 0..n {
         statuses.push(s.get("/v2/images").await.status().as_u16());
