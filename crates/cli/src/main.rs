@@ -1,10 +1,11 @@
 //! The `tidepool` binary: a thin shell over the server and client crates.
 
 mod images;
+mod logging;
 mod operator;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tidepool_server::config::{LogFormat, ServeArgs};
+use tidepool_server::config::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -36,27 +37,6 @@ enum Command {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEPOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        // Colours only for a person at a terminal: a file or journald would keep the escapes.
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        // The event's fields at the top level, and the span it happened in (a request's or an
-        // import's, with their ids).
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -77,8 +57,10 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {
-            init_logging(args.observability.log_format);
-            tidepool_server::server::run(args, shutdown_signal()).await
+            let logs = logging::init(args.observability.log_format);
+            let served = tidepool_server::server::run(args, shutdown_signal()).await;
+            logs.flush();
+            served
         }
         Command::Token(cmd) => operator::token(cmd).await,
         Command::Public(cmd) => operator::public(cmd).await,

@@ -81,12 +81,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let state = HttpState {
         app: app.clone(),
         limiter: limiter.clone(),
-        public_url: args.public_url.clone(),
+        public_url: args.public_url.as_deref().map(Arc::from),
         trusted_proxies: observability.trusted_proxy.clone().into(),
         metrics_token_hash: observability
             .metrics_token
             .as_deref()
-            .map(crate::auth::token_hash),
+            .map(|token| crate::auth::token_hash(token).into()),
+        log_format: observability.log_format,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

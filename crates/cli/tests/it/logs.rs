@@ -143,9 +143,10 @@ fn a_plain_log_on_a_pipe_has_no_colour_codes() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(
-        request_line.contains("route=\"/v2/images\"")
-            && request_line.contains("status=200")
-            && request_line.contains("account=\"default\""),
+        request_line.contains(" route=/v2/images ")
+            && request_line.contains(" status=200 ")
+            && request_line.contains(" account=default ")
+            && request_line.contains(" client=127.0.0.1 "),
         "{request_line}"
     );
     server.sigterm();

@@ -86,12 +86,13 @@ impl App {
             job: Some(NewJob {
                 url,
                 region: create.region,
-                request_id: caller.request_id.clone(),
+                request_id: caller.request_id.map(|id| id.to_string()),
             }),
         };
         let record = self.catalog().image_insert(new).await?;
         tracing::info!(
             image_id = record.id,
+            request_id = caller.request_id.map(tracing::field::display),
             account = record.owner.map(|a| a.0),
             "image created, import queued"
         );

@@ -9,7 +9,7 @@ mod public_images;
 pub mod rate_limit;
 mod validate;
 
-pub use accounts::Caller;
+pub use accounts::{Caller, RequestId};
 pub use error::{AppResult, Error};
 pub use health::{Check, Readiness};
 pub use images::{ImagePage, ListParams};

@@ -3,15 +3,11 @@
 //! the failures only HTTP knows of (a query or body that does not parse, a method the path does
 //! not take, the rate limit).
 
+use super::observe::REQUEST;
 use crate::app;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tidepool_api::ErrorBody;
-
-tokio::task_local! {
-    /// The id of the request being served, for error bodies and logs.
-    pub static REQUEST_ID: String;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -67,15 +63,15 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, id) = self.status_and_id();
-        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        let request_id = REQUEST.try_with(|r| r.id.to_string()).ok();
+        let quoted = request_id.as_deref().unwrap_or("-");
         match &self {
-            // The details stay in the log (inside the request's span, with its id); the client
-            // gets the request id to quote.
+            // The details stay in the log, under the request id the client is given to quote.
             Error::App(app::Error::Internal { internal }) => {
-                tracing::error!("internal error: {internal}")
+                tracing::error!(request_id = quoted, "internal error: {internal}")
             }
             Error::App(app::Error::OutOfSpace { internal }) => {
-                tracing::error!("out of storage space: {internal}")
+                tracing::error!(request_id = quoted, "out of storage space: {internal}")
             }
             _ => {}
         }

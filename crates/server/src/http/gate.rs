@@ -1,8 +1,8 @@
 //! What every API request passes through: authentication and the rate limit, and the headers
 //! DigitalOcean puts on every answer.
 
-use super::error::{Error, REQUEST_ID};
-use super::observe::{AccountName, ClientAddr};
+use super::error::Error;
+use super::observe::REQUEST;
 use super::HttpState;
 use crate::app::{self, unix_now};
 use axum::extract::{Request, State};
@@ -23,7 +23,9 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
-    let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+    let (request_id, client) = REQUEST
+        .try_with(|r| (Some(r.id), r.client))
+        .unwrap_or_default();
     let caller = match bearer(request.headers()) {
         Some(secret) => state.app.authenticate(secret, request_id).await,
         None => Err(app::Error::Unauthenticated),
@@ -33,7 +35,6 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
     let key = match &caller {
         Ok(c) => format!("token:{}", c.token_id),
         Err(_) => {
-            let client = request.extensions().get::<ClientAddr>().and_then(|c| c.0);
             format!(
                 "anonymous:{}",
                 client.map(|ip| ip.to_string()).unwrap_or_default()
@@ -41,7 +42,6 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
         }
     };
     let verdict = state.limiter.check(&key, unix_now());
-    let mut account = None;
     let mut response = if !verdict.allowed {
         state.app.metrics().rate_limited();
         Error::RateLimited {
@@ -51,7 +51,7 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
     } else {
         match caller {
             Ok(caller) => {
-                account = Some(AccountName(caller.account_name.clone()));
+                let _ = REQUEST.try_with(|r| r.account.set(caller.account_name.clone()));
                 request.extensions_mut().insert(caller);
                 next.run(request).await
             }
@@ -65,8 +65,5 @@ pub async fn gate(State(state): State<HttpState>, mut request: Request, next: Ne
         HeaderValue::from(verdict.remaining),
     );
     headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(verdict.reset));
-    if let Some(account) = account {
-        response.extensions_mut().insert(account);
-    }
     response
 }

@@ -8,6 +8,7 @@ mod images;
 pub mod observe;
 mod ops;
 mod params;
+pub mod request_log;
 pub mod serve;
 
 use crate::app::rate_limit::RateLimiter;
@@ -26,11 +27,13 @@ pub struct HttpState {
     pub app: App,
     pub limiter: Arc<RateLimiter>,
     /// The absolute base of pagination links; derived from the Host header when not set.
-    pub public_url: Option<String>,
+    pub public_url: Option<Arc<str>>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The hash of the token `/metrics` requires, if it requires one.
-    pub metrics_token_hash: Option<String>,
+    pub metrics_token_hash: Option<Arc<str>>,
+    /// How the request log line is written.
+    pub log_format: crate::config::LogFormat,
 }
 
 impl HttpState {

@@ -7,15 +7,18 @@
 //! real ones. Labels and the logged route are the route template (`/v2/images/{image_id}`),
 //! never the path, which carries ids.
 
-use super::error::REQUEST_ID;
+use super::request_log::RequestLine;
 use super::HttpState;
-use crate::metrics::Metrics;
+use crate::app::RequestId;
+use crate::config::LogFormat;
+use crate::metrics::{Metrics, METHODS};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame, SizeHint};
+use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,13 +32,20 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The route of requests that matched none: one label for every unknown path.
 const UNMATCHED: &str = "unmatched";
 
-/// The client a request comes from: the peer, or the address a trusted proxy forwarded for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub Option<IpAddr>);
+tokio::task_local! {
+    /// The request being served, for error bodies, the gate and the request's log line.
+    pub static REQUEST: RequestScope;
+}
 
-/// The account a request was made as, put on the response by the gate for the log line.
-#[derive(Debug, Clone)]
-pub struct AccountName(pub String);
+/// What the layers of one request share through [`REQUEST`] (cheaper than request and response
+/// extensions, whose maps each cost an allocation).
+pub struct RequestScope {
+    pub id: RequestId,
+    /// The peer, or the address a trusted proxy forwarded for.
+    pub client: Option<IpAddr>,
+    /// The account the request was made as, set by the gate for the log line.
+    pub account: OnceCell<Arc<str>>,
+}
 
 /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
 /// rightmost address of `X-Forwarded-For` that is not itself a trusted proxy (addresses further
@@ -72,17 +82,17 @@ pub fn client_address(
     Some(client)
 }
 
-fn method_label(method: &Method) -> &'static str {
-    // Unknown methods share one label, so that no client can add series.
+/// The index in `metrics::METHODS` of a request's method.
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
@@ -92,38 +102,48 @@ fn is_probe(route: &str) -> bool {
     matches!(route, "/healthz" | "/readyz" | "/metrics")
 }
 
-pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = RequestId::new();
     // A clone of the router's own template (a reference count), not a copy of the string.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
+    let method = method_index(request.method());
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let client = client_address(peer, request.headers(), &state.trusted_proxies);
-    request.extensions_mut().insert(ClientAddr(client));
 
-    // Every log line of the request, the application's and the importer's queueing included,
-    // carries its id.
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let mut response = REQUEST_ID
-        .scope(request_id.clone(), next.run(request).instrument(span))
-        .await;
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
+    // At debug level every log line of the request (the catalog's statements too) is inside a
+    // span with its id. Not at info: creating and entering a span for every request cost more
+    // than the request's own log line; the lines an operator reads at info (this one, errors,
+    // the import queued) name the request id themselves.
+    let span = tracing::debug_span!("request", request_id = %request_id);
+    let scope = RequestScope {
+        id: request_id,
+        client,
+        account: OnceCell::new(),
+    };
+    let mut served = std::pin::pin!(REQUEST.scope(scope, next.run(request).instrument(span)));
+    let mut response = served.as_mut().await;
+    let account = served
+        .as_mut()
+        .take_value()
+        .and_then(|scope| scope.account.into_inner());
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    if let Ok(id) = HeaderValue::from_str(request_id.encode(&mut text)) {
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), id);
     }
-    let account = response.extensions_mut().remove::<AccountName>();
     let record = RequestRecord {
         start,
         request_id,
         method,
         route,
         status: response.status().as_u16(),
-        account: account.map(|a| a.0),
+        account,
         client,
         metrics: state.app.metrics().clone(),
+        log_format: state.log_format,
     };
     response.map(|body| {
         Body::new(LoggedBody {
@@ -138,13 +158,15 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
 /// What the request's log line and metrics say, once its body is done.
 struct RequestRecord {
     start: Instant,
-    request_id: String,
-    method: &'static str,
+    request_id: RequestId,
+    /// An index in `metrics::METHODS`.
+    method: usize,
     route: Option<MatchedPath>,
     status: u16,
-    account: Option<String>,
+    account: Option<Arc<str>>,
     client: Option<IpAddr>,
     metrics: Arc<Metrics>,
+    log_format: LogFormat,
 }
 
 impl RequestRecord {
@@ -153,32 +175,19 @@ impl RequestRecord {
         let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
         self.metrics
             .http_request(route, self.method, self.status, elapsed, sent);
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let account = self.account.as_deref().unwrap_or("-");
-        let client = self.client.map(|ip| ip.to_string());
-        let client = client.as_deref().unwrap_or("-");
-        macro_rules! line {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "tidepool::request",
-                    request_id = %self.request_id,
-                    method = self.method,
-                    route,
-                    status = self.status,
-                    duration_ms = format_args!("{duration_ms:.3}"),
-                    bytes = sent,
-                    account,
-                    client,
-                    complete,
-                    "request"
-                )
-            };
+        let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+        RequestLine {
+            request_id: self.request_id.encode(&mut id),
+            method: METHODS[self.method],
+            route,
+            status: self.status,
+            elapsed,
+            bytes: sent,
+            account: self.account.as_deref().unwrap_or("-"),
+            client: self.client,
+            complete,
         }
-        if is_probe(route) {
-            line!(debug);
-        } else {
-            line!(info);
-        }
+        .emit(self.log_format, is_probe(route));
     }
 }
 

@@ -50,7 +50,7 @@ pub async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Resp
     if let Some(expected) = &state.metrics_token_hash {
         // Hashes are compared, so the time the comparison takes says nothing of the token.
         let offered = super::gate::bearer(&headers).map(crate::auth::token_hash);
-        if offered.as_ref() != Some(expected) {
+        if offered.as_deref() != Some(&**expected) {
             let challenge = [(header::WWW_AUTHENTICATE, "Bearer")];
             return (
                 StatusCode::UNAUTHORIZED,

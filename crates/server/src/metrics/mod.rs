@@ -12,12 +12,14 @@
 //! status class, storage operations by the operation's name, so the number of series is fixed.
 
 mod catalog;
+mod http;
 
 pub use catalog::MeteredCatalog;
+pub use http::METHODS;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,9 +95,7 @@ pub const JOB_KINDS: [&str; 1] = [IMPORT];
 
 pub struct Metrics {
     registry: Registry,
-    http_requests: IntCounterVec,
-    http_duration: HistogramVec,
-    http_response_bytes: IntCounterVec,
+    http: http::HttpSeries,
     rate_limited: IntCounter,
     jobs_started: IntCounterVec,
     jobs_completed: IntCounterVec,
@@ -160,24 +160,26 @@ impl Metrics {
         r.register(Box::new(rate_limited.clone()))
             .expect("unique name");
         let m = Metrics {
-            http_requests: counter(
+            http: http::HttpSeries::new(
+                counter(
                 &r,
                 "tidepool_http_requests_total",
                 "HTTP requests answered, by route template, method and status class.",
                 &["route", "method", "status"],
             ),
-            http_duration: histogram(
+            histogram(
                 &r,
                 "tidepool_http_request_duration_seconds",
                 "Time from a request's arrival to the end of its response body.",
                 &["route", "method"],
                 HTTP_BUCKETS,
             ),
-            http_response_bytes: counter(
+            counter(
                 &r,
                 "tidepool_http_response_bytes_total",
                 "Bytes of response bodies sent, by route template.",
                 &["route"],
+            ),
             ),
             rate_limited,
             jobs_started: counter(
@@ -286,30 +288,16 @@ impl Metrics {
         String::from_utf8(out).expect("the text format is UTF-8")
     }
 
+    /// A request answered: `method` is an index in [`METHODS`].
     pub fn http_request(
         &self,
         route: &str,
-        method: &str,
+        method: usize,
         status: u16,
         elapsed: Duration,
         body_bytes: u64,
     ) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.http_requests
-            .with_label_values(&[route, method, class])
-            .inc();
-        self.http_duration
-            .with_label_values(&[route, method])
-            .observe(elapsed.as_secs_f64());
-        self.http_response_bytes
-            .with_label_values(&[route])
-            .inc_by(body_bytes);
+        self.http.record(route, method, status, elapsed, body_bytes);
     }
 
     pub fn rate_limited(&self) {
@@ -356,13 +344,14 @@ impl Metrics {
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 
-    fn catalog_operation(&self, operation: &str, elapsed: Duration, failed: bool) {
-        self.catalog_duration
-            .with_label_values(&[operation])
-            .observe(elapsed.as_secs_f64());
-        if failed {
-            self.catalog_errors.with_label_values(&[operation]).inc();
-        }
+    /// The latency histogram of catalog operation `operation`, for the catalog's decorator to
+    /// keep.
+    fn catalog_duration(&self, operation: &str) -> Histogram {
+        self.catalog_duration.with_label_values(&[operation])
+    }
+
+    fn catalog_error(&self, operation: &str) {
+        self.catalog_errors.with_label_values(&[operation]).inc();
     }
 }
 

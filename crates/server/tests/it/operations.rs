@@ -215,6 +215,53 @@ async fn rate_limited_answers_are_counted(backend: Backend) {
     );
 }
 
+/// Behind a trusted proxy every client shares the proxy's address: anonymous requests are
+/// limited per forwarded client, and a client the proxy did not vouch for cannot pick its key.
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_forwarded_client_behind_a_trusted_proxy() {
+    let s = TestServer::start_with(|a| {
+        a.rate_limit_per_minute = 2;
+        a.observability.trusted_proxy = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let anonymous = |forwarded_for: &'static str| {
+        let request = s.http.get(format!("{}/v2/images", s.base));
+        async move {
+            request
+                .header("X-Forwarded-For", forwarded_for)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(anonymous("203.0.113.9").await);
+    }
+    assert_eq!(
+        first,
+        [401, 401, 429],
+        "the limit counts this client's requests"
+    );
+    assert_eq!(
+        anonymous("198.51.100.7").await,
+        401,
+        "another client behind the same proxy has a limit of its own"
+    );
+    // The client wrote the leftmost entry; the proxy appended the address it saw, which is the
+    // one that counts.
+    assert_eq!(anonymous("198.51.100.7, 203.0.113.9").await, 429);
+    assert_eq!(
+        value(
+            &samples(&scrape(&s).await),
+            "tidepool_http_rate_limited_total"
+        ),
+        2.0
+    );
+}
+
 async fn list_statuses(s: &TestServer, n: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
     for _ in 0..n {
