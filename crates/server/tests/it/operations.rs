@@ -11,7 +11,7 @@ use tidepool_server::testing::{Backend, TestServer};
 use tidepool_testkit::{free_port, skip, temp_dir, wait_for, KillOnDrop};
 
 /// The samples of an exposition in the text format, `name{labels}` → value, labels as written.
-fn samples(exposition: &str) -> BTreeMap<String, f64> {
+pub(crate) fn samples(exposition: &str) -> BTreeMap<String, f64> {
     exposition
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -22,13 +22,13 @@ fn samples(exposition: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no series {series} in {samples:#?}"))
 }
 
-async fn scrape(s: &TestServer) -> String {
+pub(crate) async fn scrape(s: &TestServer) -> String {
     let r = s
         .http
         .get(format!("{}/metrics", s.base))
@@ -431,6 +431,38 @@ async fn healthz_is_200(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// A load balancer and an orchestrator may each probe every second, on every replica: the
+/// checks behind `/readyz` run at most once a second however many probes come.
+#[tokio::test]
+async fn frequent_probes_share_one_check_a_second() {
+    let s = TestServer::start().await;
+    let pings = |m: &BTreeMap<String, f64>| {
+        value(
+            m,
+            "tidepool_catalog_operation_duration_seconds_count{operation=\"ping\"}",
+        )
+    };
+    readyz_becomes(&s, 200).await;
+    let before = pings(&samples(&scrape(&s).await));
+    let started = Instant::now();
+    let probes = 50;
+    for _ in 0..probes {
+        let r = s
+            .http
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let checks = pings(&samples(&scrape(&s).await)) - before;
+    assert!(
+        checks <= seconds.ceil() + 1.0,
+        "{probes} probes in {seconds:.2} s ran {checks} catalog checks"
+    );
 }
 
 #[tokio::test]

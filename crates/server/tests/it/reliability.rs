@@ -2,6 +2,7 @@
 //! fail for good or for a while.
 
 use crate::images::serve;
+use crate::operations::{samples, scrape, value};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -194,6 +195,23 @@ async fn a_transient_failure_is_retried_by_the_worker() {
     let (image, took) = settle(&s, id, started).await;
     assert_eq!(image["status"], "available", "{image}");
     assert!(took >= FIRST_WORKER_BACKOFF, "no second attempt: {took:?}");
+    // The operator sees the retry, and why, beside the two attempts and the one success.
+    let m = samples(&scrape(&s).await);
+    for (series, expected) in [
+        ("tidepool_jobs_started_total{kind=\"import\"}", 2.0),
+        (
+            "tidepool_jobs_retried_total{kind=\"import\",reason=\"fetch\"}",
+            1.0,
+        ),
+        ("tidepool_jobs_completed_total{kind=\"import\"}", 1.0),
+        (
+            "tidepool_jobs_failed_total{kind=\"import\",reason=\"fetch\"}",
+            0.0,
+        ),
+        ("tidepool_jobs_running{kind=\"import\"}", 0.0),
+    ] {
+        assert_eq!(value(&m, series), expected, "{series}");
+    }
 }
 
 /// The README's figure for a URL that keeps answering 5xx, with two attempts instead of five:
