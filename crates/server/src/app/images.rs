@@ -14,7 +14,8 @@ pub struct ListParams {
     pub listing: Option<ListType>,
     pub private_only: bool,
     pub tag: Option<String>,
-    pub page: u32,
+    /// From 1, unbounded: a page past the last is empty.
+    pub page: u64,
     pub per_page: u32,
 }
 
@@ -33,7 +34,10 @@ impl App {
             private_only: params.private_only,
             listing: params.listing,
             tag: params.tag.clone(),
-            offset: u64::from(params.page.saturating_sub(1)) * u64::from(params.per_page),
+            offset: params
+                .page
+                .saturating_sub(1)
+                .saturating_mul(u64::from(params.per_page)),
             limit: params.per_page,
         };
         let (records, total) = self.catalog().image_list(&filter).await?;

@@ -98,7 +98,7 @@ pub async fn image_import_progress(
 fn page_links(base: &str, params: &ListParams, total: u64) -> Pages {
     let per_page = u64::from(params.per_page);
     let last = total.div_ceil(per_page).max(1);
-    let page = u64::from(params.page);
+    let page = params.page;
     let link = |n: u64| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         if let Some(listing) = params.listing {
@@ -138,7 +138,7 @@ pub async fn method_not_allowed() -> Error {
 mod tests {
     use super::*;
 
-    fn params(page: u32, per_page: u32) -> ListParams {
+    fn params(page: u64, per_page: u32) -> ListParams {
         ListParams {
             listing: None,
             private_only: true,

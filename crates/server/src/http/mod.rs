@@ -14,7 +14,7 @@ pub mod serve;
 use crate::app::rate_limit::RateLimiter;
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use axum::routing::get;
 use axum::{middleware, Router};
 use std::sync::Arc;
@@ -60,6 +60,27 @@ impl HttpState {
     }
 }
 
+/// DigitalOcean's API answers `/v2/images/` as `/v2/images` (pydo's list and delete send the
+/// slash): trailing slashes are dropped before routing, so that each route, and its label in the
+/// metrics and logs, is one template. `None` when the path has none.
+pub(crate) fn without_trailing_slash(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return None;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
 /// The API, with `/healthz` and `/readyz` beside it, and `/metrics` too unless it has a listener
 /// of its own (`metrics_here`).
 pub fn router(state: HttpState, metrics_here: bool) -> Router {
@@ -70,8 +91,11 @@ pub fn router(state: HttpState, metrics_here: bool) -> Router {
         )
         .route(
             "/v2/images/{image_id}",
+            // POST updates too: some clients (DigitalOcean's TypeScript one) send their update
+            // that way, and DigitalOcean accepts it.
             get(images::image_get)
                 .put(images::image_update)
+                .post(images::image_update)
                 .delete(images::image_delete),
         )
         // A tidepool extension: DigitalOcean has no progress of an import.

@@ -31,6 +31,24 @@ fn parse_bounded(field: &str, value: &str, max: u32) -> Result<u32, Error> {
     Ok(n as u32)
 }
 
+/// A page number: at least 1 and, as the spec has it, without an upper bound. A page past the
+/// last is an empty page (its links lead back), however far past; digits beyond `u64` name such
+/// a page too.
+fn parse_page(value: &str) -> Result<u64, Error> {
+    let digits = value.trim();
+    let page = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u64>().unwrap_or(u64::MAX)
+    } else {
+        0
+    };
+    if page == 0 {
+        return Err(Error::BadRequest(format!(
+            "page: must be an integer of 1 or more, got {value:?}"
+        )));
+    }
+    Ok(page)
+}
+
 /// The list's query. Unknown parameters are ignored and empty values count as absent, as
 /// DigitalOcean's API does.
 pub fn list_params(query: Option<&str>) -> Result<ListParams, Error> {
@@ -55,9 +73,7 @@ pub fn list_params(query: Option<&str>) -> Result<ListParams, Error> {
             }
             "private" => params.private_only = parse_bool("private", &value)?,
             "tag_name" => params.tag = Some(value.into_owned()),
-            // Pages past the last are empty, but a page number so large that its offset
-            // overflows is a mistake worth naming.
-            "page" => params.page = parse_bounded("page", &value, u32::MAX / MAX_PER_PAGE)?,
+            "page" => params.page = parse_page(&value)?,
             "per_page" => params.per_page = parse_bounded("per_page", &value, MAX_PER_PAGE)?,
             _ => {}
         }
@@ -157,6 +173,21 @@ mod tests {
             assert!(err.starts_with(field), "{q}: {err}");
         }
         assert_eq!(list_params(Some("page=&type=")).unwrap().page, 1);
+        // No upper bound: a page past the end is an empty page, not an error.
+        for (q, page) in [
+            ("page=7963246984", 7_963_246_984),
+            ("page=18446744073709551615", u64::MAX),
+            ("page=99999999999999999999999999", u64::MAX),
+        ] {
+            assert_eq!(list_params(Some(q)).unwrap().page, page, "{q}");
+        }
+        for q in ["page=-1", "page=1.5", "page=00"] {
+            let err = list_params(Some(q)).unwrap_err().to_string();
+            assert!(
+                err.starts_with("page: must be an integer of 1 or more"),
+                "{q}: {err}"
+            );
+        }
     }
 
     #[test]

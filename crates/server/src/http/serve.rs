@@ -311,6 +311,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnectionService {
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.first_request_seen.store(true, Ordering::Relaxed);
         request.extensions_mut().insert(self.peer);
+        if let Some(uri) = super::without_trailing_slash(request.uri()) {
+            *request.uri_mut() = uri;
+        }
         // A router clone is a reference count: its routes are shared.
         self.router.clone().call(request.map(Body::new))
     }

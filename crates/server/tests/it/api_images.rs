@@ -164,8 +164,9 @@ async fn bad_create_bodies_get_a_clear_4xx_and_store_nothing(backend: Backend) {
 
 async fn create_tolerates_what_clients_send(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
-    // No content type (curl -d), null tags, null description, unknown fields.
-    let raw = r#"{"name":"n","url":"http://127.0.0.1:9/n.img","region":"sfo3","tags":null,"description":null,"extra":1}"#;
+    // No content type (curl -d), null tags, description and distribution (a Python client sends
+    // every field), unknown fields.
+    let raw = r#"{"name":"n","url":"http://127.0.0.1:9/n.img","region":"sfo3","tags":null,"description":null,"distribution":null,"extra":1}"#;
     let r = s
         .req(Method::POST, "/v2/images")
         .body(raw)

@@ -7,6 +7,7 @@ mod api_auth;
 mod api_images;
 mod api_import;
 mod api_list;
+mod api_quirks;
 mod contract;
 mod images;
 mod lifecycle;
