@@ -224,8 +224,16 @@ async fn the_bootstrap_token_is_created_once_and_stored_hashed() {
 async fn unknown_paths_and_methods_get_json_errors(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
     error_body(s.get("/v2/droplets").await, 404, "not_found").await;
-    let r = s.req(Method::PATCH, "/v2/images/1").send().await.unwrap();
-    error_body(r, 405, "method_not_allowed").await;
+    // Methods no route takes (POST on an image is an update, as DigitalOcean has it).
+    for (method, path) in [
+        (Method::PATCH, "/v2/images/1"),
+        (Method::DELETE, "/v2/images"),
+        (Method::PUT, "/v2/images"),
+        (Method::PATCH, "/v2/images/1/"),
+    ] {
+        let r = s.req(method.clone(), path).send().await.unwrap();
+        error_body(r, 405, "method_not_allowed").await;
+    }
 }
 
 tidepool_server::on_every_backend!(

@@ -23,7 +23,12 @@ def before_load_schema(context, raw_schema):
       encoding/json leaves the field alone), and as tidepool's own tests require of create
       (api_images.rs, create_tolerates_what_clients_send). `name`, `url` and `region` stay
       required on create, so a null there is still refused.
+    - `POST /v2/images/{image_id}` updates as `PUT` does: DigitalOcean accepts it and some
+      clients (its TypeScript one) send their update that way, so tidepool takes it too and
+      lists it in `Allow`. Described here as a copy of the PUT operation, it is tested as PUT is.
     """
+    image = raw_schema["paths"]["/v2/images/{image_id}"]
+    image["post"] = {**image["put"], "operationId": image["put"]["operationId"] + "_by_post"}
     schemas = raw_schema["components"]["schemas"]
     schemas["image_update"]["properties"] = {
         "name": {**schemas["image_name"], "nullable": True},
