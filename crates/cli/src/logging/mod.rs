@@ -17,7 +17,7 @@ pub fn init(format: LogFormat) -> BufferedStderr {
     let panic_flush = writer.clone();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        panic_flush.flush();
+        panic_flush.flush_unless_busy();
         default_hook(info);
     }));
     let logs = tracing_subscriber::fmt()

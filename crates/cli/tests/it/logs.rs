@@ -110,6 +110,12 @@ async fn json_logs_parse_line_by_line_and_import_events_carry_the_request_id_of_
             l["message"] == "import claimed" && l["span"]["request_id"] == create_id.as_str()
         });
         assert_eq!(claimed["span"]["image_id"], image_id);
+        // At info there is no request span: the create's own line names its request.
+        let queued = wait_for_line(&server, "for the create's line", |l| {
+            l["message"] == "image created, import queued"
+        });
+        assert_eq!(queued["request_id"], create_id.as_str(), "{queued}");
+        assert_eq!(queued["image_id"], image_id);
         server
     });
 

@@ -11,10 +11,10 @@ use super::request_log::RequestLine;
 use super::HttpState;
 use crate::app::RequestId;
 use crate::config::LogFormat;
-use crate::metrics::{Metrics, METHODS};
+use crate::metrics::{method_index, Metrics, METHODS};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame, SizeHint};
@@ -82,20 +82,6 @@ pub fn client_address(
     Some(client)
 }
 
-/// The index in `metrics::METHODS` of a request's method.
-fn method_index(method: &Method) -> usize {
-    match *method {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PUT => 3,
-        Method::PATCH => 4,
-        Method::DELETE => 5,
-        Method::OPTIONS => 6,
-        _ => 7,
-    }
-}
-
 /// Probes and scrapes come every few seconds from machines, not people: their lines are at
 /// debug level so that the request log stays about the API.
 fn is_probe(route: &str) -> bool {
@@ -107,7 +93,7 @@ pub async fn observe(State(state): State<HttpState>, request: Request, next: Nex
     let request_id = RequestId::new();
     // A clone of the router's own template (a reference count), not a copy of the string.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_index(request.method());
+    let method = method_index(request.method().as_str());
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -35,12 +35,7 @@ fn parse_bounded(field: &str, value: &str, max: u32) -> Result<u32, Error> {
 /// last is an empty page (its links lead back), however far past; digits beyond `u64` name such
 /// a page too.
 fn parse_page(value: &str) -> Result<u64, Error> {
-    let digits = value.trim();
-    let page = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        digits.parse::<u64>().unwrap_or(u64::MAX)
-    } else {
-        0
-    };
+    let page = decimal(value.trim()).unwrap_or(0);
     if page == 0 {
         return Err(Error::BadRequest(format!(
             "page: must be an integer of 1 or more, got {value:?}"
@@ -84,10 +79,17 @@ pub fn list_params(query: Option<&str>) -> Result<ListParams, Error> {
 /// GET takes an id or the slug of a public image. Digits too many for an id name no image that
 /// can exist: the largest id stands for them.
 pub fn image_ref(raw: &str) -> ImageRef {
-    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
-        return ImageRef::Id(raw.parse().unwrap_or(u64::MAX));
+    match decimal(raw) {
+        Some(id) => ImageRef::Id(id),
+        None => ImageRef::Slug(raw.to_owned()),
     }
-    ImageRef::Slug(raw.to_owned())
+}
+
+/// Digits only, read as a number; more than `u64` holds reads as `u64::MAX` (an id or a page
+/// that far off names nothing, the same as the largest).
+fn decimal(raw: &str) -> Option<u64> {
+    (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.parse().unwrap_or(u64::MAX))
 }
 
 /// PUT and DELETE take an integer id only.

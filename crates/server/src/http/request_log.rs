@@ -10,6 +10,7 @@ use crate::config::LogFormat;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 use std::time::Duration;
+use tracing::Level;
 
 /// What the line says about one request.
 pub(super) struct RequestLine<'a> {
@@ -28,6 +29,15 @@ pub(super) struct RequestLine<'a> {
 impl RequestLine<'_> {
     /// Writes the line, at `debug` for `probe` requests (health checks, scrapes), else `info`.
     pub(super) fn emit(&self, format: LogFormat, probe: bool) {
+        // With the line filtered out (`TIDEPOOL_LOG=warn`), nothing of it is built.
+        let enabled = if probe {
+            tracing::enabled!(target: "tidepool::request", Level::DEBUG)
+        } else {
+            tracing::enabled!(target: "tidepool::request", Level::INFO)
+        };
+        if !enabled {
+            return;
+        }
         let duration = StackText::<24>::millis(self.elapsed);
         let client = StackText::<48>::client(self.client);
         macro_rules! line {

@@ -14,86 +14,51 @@ use tidepool_catalog::{
     ImportJob, JobProgress, JobQueueStats, JobResult, NewImage, RateCount, TokenRecord,
 };
 
-/// The catalog's operations, as the `operation` label names them: an index rather than a name,
-/// so that timing a call is an array access (a request makes one or two).
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    AccountEnsure,
-    TokenInsert,
-    TokenLookup,
-    TokenCount,
-    ImageInsert,
-    ImageGet,
-    ImageGetBySlug,
-    ImageListPublic,
-    ImageList,
-    ImageUpdate,
-    ImageDelete,
-    JobClaim,
-    JobHeartbeat,
-    JobComplete,
-    JobRelease,
-    JobProgress,
-    JobExists,
-    JobQueueStats,
-    RateCountsSync,
-    Ping,
-    MetaGet,
-    MetaSet,
+/// The enum of the catalog's operations, each with the name the `operation` label gives it.
+macro_rules! operations {
+    ($($op:ident => $name:literal,)*) => {
+        /// An index rather than a name, so that timing a call is an array access (a request
+        /// makes one or two).
+        #[derive(Debug, Clone, Copy)]
+        enum Op {
+            $($op,)*
+        }
+
+        impl Op {
+            const ALL: [Op; [$($name),*].len()] = [$(Op::$op),*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Op::$op => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Op {
-    const ALL: [Op; 22] = [
-        Op::AccountEnsure,
-        Op::TokenInsert,
-        Op::TokenLookup,
-        Op::TokenCount,
-        Op::ImageInsert,
-        Op::ImageGet,
-        Op::ImageGetBySlug,
-        Op::ImageListPublic,
-        Op::ImageList,
-        Op::ImageUpdate,
-        Op::ImageDelete,
-        Op::JobClaim,
-        Op::JobHeartbeat,
-        Op::JobComplete,
-        Op::JobRelease,
-        Op::JobProgress,
-        Op::JobExists,
-        Op::JobQueueStats,
-        Op::RateCountsSync,
-        Op::Ping,
-        Op::MetaGet,
-        Op::MetaSet,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Op::AccountEnsure => "account_ensure",
-            Op::TokenInsert => "token_insert",
-            Op::TokenLookup => "token_lookup",
-            Op::TokenCount => "token_count",
-            Op::ImageInsert => "image_insert",
-            Op::ImageGet => "image_get",
-            Op::ImageGetBySlug => "image_get_by_slug",
-            Op::ImageListPublic => "image_list_public",
-            Op::ImageList => "image_list",
-            Op::ImageUpdate => "image_update",
-            Op::ImageDelete => "image_delete",
-            Op::JobClaim => "job_claim",
-            Op::JobHeartbeat => "job_heartbeat",
-            Op::JobComplete => "job_complete",
-            Op::JobRelease => "job_release",
-            Op::JobProgress => "job_progress",
-            Op::JobExists => "job_exists",
-            Op::JobQueueStats => "job_queue_stats",
-            Op::RateCountsSync => "rate_counts_sync",
-            Op::Ping => "ping",
-            Op::MetaGet => "meta_get",
-            Op::MetaSet => "meta_set",
-        }
-    }
+operations! {
+    AccountEnsure => "account_ensure",
+    TokenInsert => "token_insert",
+    TokenLookup => "token_lookup",
+    TokenCount => "token_count",
+    ImageInsert => "image_insert",
+    ImageGet => "image_get",
+    ImageGetBySlug => "image_get_by_slug",
+    ImageListPublic => "image_list_public",
+    ImageList => "image_list",
+    ImageUpdate => "image_update",
+    ImageDelete => "image_delete",
+    JobClaim => "job_claim",
+    JobHeartbeat => "job_heartbeat",
+    JobComplete => "job_complete",
+    JobRelease => "job_release",
+    JobProgress => "job_progress",
+    JobExists => "job_exists",
+    JobQueueStats => "job_queue_stats",
+    RateCountsSync => "rate_counts_sync",
+    Ping => "ping",
+    MetaGet => "meta_get",
+    MetaSet => "meta_set",
 }
 
 pub struct MeteredCatalog {

@@ -8,11 +8,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-/// The `method` label's values, indexed as the HTTP layer numbers methods: unknown methods share
-/// `other`, so that no client can add series.
+/// The `method` label's values: unknown methods share `other`, so that no client can add series.
 pub const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
 ];
+const OTHER: usize = METHODS.len() - 1;
+
+/// The index in [`METHODS`] of a request's method (`other` for any it does not list).
+pub fn method_index(method: &str) -> usize {
+    METHODS[..OTHER]
+        .iter()
+        .position(|known| *known == method)
+        .unwrap_or(OTHER)
+}
+
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 fn class_index(status: u16) -> usize {
@@ -64,7 +73,7 @@ impl HttpSeries {
     ) {
         let series = self.route(route);
         let class = class_index(status);
-        let method = method.min(METHODS.len() - 1);
+        let method = method.min(OTHER);
         series.requests[method][class]
             .get_or_init(|| {
                 self.requests
@@ -95,5 +104,20 @@ impl HttpSeries {
                 })
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_have_one_label_each_and_the_rest_share_other() {
+        for (i, name) in METHODS[..OTHER].iter().enumerate() {
+            assert_eq!(method_index(name), i);
+        }
+        for unknown in ["BREW", "get", "other", ""] {
+            assert_eq!(METHODS[method_index(unknown)], "other", "{unknown:?}");
+        }
     }
 }

@@ -15,7 +15,7 @@ mod catalog;
 mod http;
 
 pub use catalog::MeteredCatalog;
-pub use http::METHODS;
+pub use http::{method_index, METHODS};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
